@@ -1,0 +1,195 @@
+"""Settings for the demo's local OpenID provider ("the IdP").
+
+This is a small stand-alone Django project that plays the part of Microsoft
+Entra ID for the bookstore demo of django-entra-sso.  It is *not* part of the
+app: it is off-the-shelf software (django-oauth-toolkit, "DOT") that we only
+configure -- OIDC on, PKCE required, RS256-signed ID tokens, RP-initiated
+logout, and a custom validator (accounts.oidc.IdPOAuth2Validator) that adds
+the email / profile / groups claims the bookstore needs.
+
+Environment variables:
+
+IDP_ISSUER
+    The issuer identifier, default ``http://127.0.0.1:9000/o``.  A trailing
+    slash is stripped.  The discovery document is served at
+    ``{IDP_ISSUER}/.well-known/openid-configuration`` and every endpoint URL it
+    lists is built from the issuer's scheme/host/port, so change this when you
+    run the server on another address.
+IDP_DATA_DIR
+    Where runtime state lives, default ``example_project/.run/idp/`` (git
+    ignored): the SQLite database ``idp.sqlite3``, the RSA signing key
+    ``oidc_rsa_private_key.pem`` and the Django ``secret_key.txt``.  The key
+    files are created on first start.  A relative path is taken relative to
+    the current directory.
+
+Run it (the demo script does the same)::
+
+    python manage.py migrate
+    python manage.py seed_idp --client-id ID --client-secret SECRET \\
+        --redirect-uri http://localhost:8000/... --post-logout-redirect-uri http://localhost:8000/
+    python manage.py runserver 127.0.0.1:9000
+
+Loopback only, DEBUG on: never expose this to a network.
+"""
+
+import contextlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/idp
+
+DATA_DIR = Path(os.environ.get("IDP_DATA_DIR") or BASE_DIR.parent / ".run" / "idp").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+ISSUER = (os.environ.get("IDP_ISSUER") or "http://127.0.0.1:9000/o").rstrip("/")
+
+
+def _read_or_create(path: Path, make) -> str:
+    """Return the file's text, creating it first (atomically, mode 0600) if missing.
+
+    runserver imports settings in two processes at once (autoreloader parent and
+    child), so the file is written to a temp file and hard-linked into place; the
+    loser of a race just reads the winner's file.
+    """
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make())
+            os.chmod(tmp, 0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # fails if another process won the race
+        finally:
+            os.unlink(tmp)
+    return path.read_text()
+
+
+def _new_rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+OIDC_RSA_PRIVATE_KEY_FILE = DATA_DIR / "oidc_rsa_private_key.pem"
+OIDC_RSA_PRIVATE_KEY = _read_or_create(OIDC_RSA_PRIVATE_KEY_FILE, _new_rsa_pem)
+
+SECRET_KEY = _read_or_create(DATA_DIR / "secret_key.txt", lambda: secrets.token_urlsafe(50)).strip()
+
+DEBUG = True
+
+_issuer_host = urlsplit(ISSUER).hostname or "127.0.0.1"
+ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", "[::1]", "::1", _issuer_host})
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "idp_site.urls"
+WSGI_APPLICATION = "idp_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "idp.sqlite3",
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+# The bookstore runs on http://localhost:8000 and this IdP on
+# http://127.0.0.1:9000: different host names, so browsers keep their cookies
+# apart anyway (cookies ignore the port).  Distinct names make it obvious which
+# cookie is whose, and keep them apart should both ever share a host name.
+SESSION_COOKIE_NAME = "idp_sessionid"
+CSRF_COOKIE_NAME = "idp_csrftoken"
+LANGUAGE_COOKIE_NAME = "idp_language"
+
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": ISSUER,
+    "OIDC_RSA_PRIVATE_KEY": OIDC_RSA_PRIVATE_KEY,
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oidc.IdPOAuth2Validator",
+    "SCOPES": {
+        "openid": "Sign you in (OpenID Connect)",
+        "profile": "See your name and user name",
+        "email": "See your email address",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "PKCE_REQUIRED": True,
+    # Show the consent page the first time; skip it while the user still holds
+    # a valid access token for the same client and scopes.
+    "REQUEST_APPROVAL_PROMPT": "auto",
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    # With an id_token_hint for the user who is logged in here, log out and
+    # redirect at once; otherwise (no hint, other user) ask first.
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # RFC 9700 hardening that costs the demo nothing: no implicit/password
+    # grants, no "plain" PKCE.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        # Shows why a redirect_uri / post_logout_redirect_uri was rejected.
+        "oauth2_provider": {"handlers": ["console"], "level": "INFO"},
+    },
+}
