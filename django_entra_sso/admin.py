@@ -1,0 +1,180 @@
+"""Connector screens: domains inline, a write-only secret, URLs to copy, "Test connection"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+
+from . import links
+from .forms import ConnectorForm
+from .metadata import check_connection
+from .models import Connector, EmailDomain, Identity, SSOSession
+
+
+class EmailDomainInline(admin.TabularInline):
+    model = EmailDomain
+    extra = 1
+    fields = ("domain", "sso_only")
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    form = ConnectorForm
+    inlines = [EmailDomainInline]
+    list_display = ("name", "slug", "provider", "issuer", "enabled", "domain_list")
+    list_filter = ("provider", "enabled")
+    search_fields = ("name", "slug", "issuer", "client_id", "domains__domain")
+    prepopulated_fields = {"slug": ("name",)}
+    actions = ["test_connection_action"]
+    change_form_template = "admin/django_entra_sso/connector/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "provider", "enabled")}),
+        (
+            _("From the identity provider's app registration"),
+            {"fields": ("issuer", "client_id", "client_secret", "extra_scopes")},
+        ),
+        (
+            _("Sign-in behaviour"),
+            {
+                "fields": (
+                    "response_mode",
+                    "prompt",
+                    "create_users",
+                    "link_existing_by_email",
+                    "use_userinfo",
+                    "allowed_tenants",
+                    "group_mapping",
+                    "extras",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("domains")
+
+    @admin.display(description=_("email domains"))
+    def domain_list(self, obj: Connector) -> str:
+        return ", ".join(d.domain for d in obj.domains.all())
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="django_entra_sso_connector_test",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        connector = self.get_object(request, object_id)
+        if connector is not None:
+            extra_context["idp_urls"] = self.idp_urls(request, connector)
+            extra_context["test_connection_url"] = reverse(
+                "admin:django_entra_sso_connector_test", args=[connector.pk]
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def idp_urls(request: HttpRequest, connector: Connector) -> list[tuple[str, str, str]]:
+        return [
+            (
+                str(_("Redirect URI")),
+                links.redirect_uri(request, connector),
+                str(_("Entra: Authentication → Web → Redirect URIs.")),
+            ),
+            (
+                str(_("Front-channel logout URL")),
+                links.frontchannel_logout_uri(request, connector),
+                str(_("Entra: Authentication → Front-channel logout URL.")),
+            ),
+            (
+                str(_("Back-channel logout URL")),
+                links.backchannel_logout_uri(request, connector),
+                str(_("For IdPs that support OpenID Connect Back-Channel Logout.")),
+            ),
+            (
+                str(_("Initiate login URI")),
+                links.initiate_login_uri(request, connector),
+                str(_("For sign-ins started from the IdP's app launcher.")),
+            ),
+        ]
+
+    def test_connection_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_view_or_change_permission(request, connector):
+            return HttpResponse(status=403)
+        report = check_connection(connector)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "connector": connector,
+            "report": report,
+            "title": _("Test connection: %(name)s") % {"name": connector.name},
+            "change_url": reverse("admin:django_entra_sso_connector_change", args=[connector.pk]),
+        }
+        return TemplateResponse(
+            request, "admin/django_entra_sso/connector/test_connection.html", context
+        )
+
+    @admin.action(description=_("Test connection"))
+    def test_connection_action(self, request: HttpRequest, queryset: Any) -> None:
+        for connector in queryset:
+            report = check_connection(connector)
+            if report.ok:
+                self.message_user(
+                    request,
+                    _("%(name)s: healthy — issuer %(issuer)s, %(count)d signing key(s).")
+                    % {
+                        "name": connector.name,
+                        "issuer": report.issuer,
+                        "count": report.signing_key_count,
+                    },
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("%(name)s: not healthy — %(reason)s")
+                    % {"name": connector.name, "reason": report.error},
+                    messages.ERROR,
+                )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Identity)
+class IdentityAdmin(ReadOnlyAdmin):
+    list_display = ("user", "connector", "subject", "tenant_id", "first_seen", "last_seen")
+    list_filter = ("connector",)
+    search_fields = ("subject", "issuer", "user__username", "user__email")
+    list_select_related = ("user", "connector")
+
+
+@admin.register(SSOSession)
+class SSOSessionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "connector", "sid", "subject", "created_at")
+    list_filter = ("connector",)
+    search_fields = ("sid", "subject", "user__username")
+    list_select_related = ("user", "connector")
+    exclude = ("session_key",)

@@ -1,0 +1,122 @@
+"""System checks, each with a stable id and a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import app_settings
+from .crypto import keys_usable
+
+BACKEND = "django_entra_sso.backends.SSOBackend"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+@register(Tags.security, Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    errors: list[Any] = []
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if BACKEND not in backends:
+        errors.append(
+            Error(
+                "django_entra_sso.backends.SSOBackend is not in AUTHENTICATION_BACKENDS.",
+                hint=f'Add "{BACKEND}" to AUTHENTICATION_BACKENDS, before ModelBackend.',
+                id="django_entra_sso.E001",
+            )
+        )
+    elif MODEL_BACKEND in backends and backends.index(MODEL_BACKEND) < backends.index(BACKEND):
+        errors.append(
+            Warning(
+                "ModelBackend comes before SSOBackend in AUTHENTICATION_BACKENDS, so SSO-only "
+                "domains cannot be kept from signing in with a password.",
+                hint="List django_entra_sso.backends.SSOBackend first.",
+                id="django_entra_sso.W001",
+            )
+        )
+    installed = list(getattr(settings, "INSTALLED_APPS", []))
+    if "django.contrib.sessions" not in installed:
+        errors.append(
+            Error(
+                "django.contrib.sessions is not in INSTALLED_APPS.",
+                hint="Single sign-on keeps pending sign-ins and SSO sessions in Django sessions.",
+                id="django_entra_sso.E002",
+            )
+        )
+    engine = getattr(settings, "SESSION_ENGINE", "django.contrib.sessions.backends.db")
+    if engine == "django.contrib.sessions.backends.signed_cookies":
+        errors.append(
+            Error(
+                "The signed-cookies session engine cannot be used with django-entra-sso.",
+                hint=(
+                    "Front- and back-channel logout end sessions on the server, which a "
+                    "cookie-only session cannot do. Use the db, cache or cached_db engine."
+                ),
+                id="django_entra_sso.E003",
+            )
+        )
+    reason = keys_usable()
+    if reason:
+        errors.append(
+            Error(
+                f"Client secrets cannot be encrypted: {reason}",
+                hint="Set SECRET_KEY or ENTRA_SSO_SECRET_KEYS to a non-empty list of strings.",
+                id="django_entra_sso.E004",
+            )
+        )
+    cache_alias = app_settings.CACHE_ALIAS
+    caches_setting = getattr(settings, "CACHES", {"default": {}})
+    if cache_alias not in caches_setting:
+        errors.append(
+            Error(
+                f"ENTRA_SSO_CACHE_ALIAS is {cache_alias!r}, which is not in CACHES.",
+                hint="Name one of the caches in CACHES.",
+                id="django_entra_sso.E005",
+            )
+        )
+    elif caches_setting[cache_alias].get("BACKEND", "").endswith("DummyCache"):
+        errors.append(
+            Warning(
+                "The cache django-entra-sso uses is a DummyCache.",
+                hint=(
+                    "form_post sign-ins and logout token replay checks need a working cache, "
+                    "and every sign-in will fetch discovery and keys again."
+                ),
+                id="django_entra_sso.W002",
+            )
+        )
+    if "django.contrib.auth.middleware.AuthenticationMiddleware" not in getattr(
+        settings, "MIDDLEWARE", []
+    ):
+        errors.append(
+            Error(
+                "AuthenticationMiddleware is not in MIDDLEWARE.",
+                hint="Add django.contrib.auth.middleware.AuthenticationMiddleware.",
+                id="django_entra_sso.E006",
+            )
+        )
+    for name in ("HTTP_TIMEOUT", "LOGIN_TIMEOUT", "METADATA_CACHE_TTL", "MAX_PENDING_LOGINS"):
+        try:
+            value = getattr(app_settings, name)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or value <= 0:
+            errors.append(
+                Error(
+                    f"ENTRA_SSO_{name} must be a positive number.",
+                    hint="Remove the setting to use the default.",
+                    id="django_entra_sso.E007",
+                )
+            )
+    algorithms = set(app_settings.ALLOWED_ALGORITHMS)
+    unsafe = sorted(a for a in algorithms if a.lower() == "none" or a.startswith("HS"))
+    if unsafe:
+        errors.append(
+            Error(
+                f"ENTRA_SSO_ALLOWED_ALGORITHMS contains {', '.join(unsafe)}.",
+                hint="Only asymmetric algorithms (RS*, PS*, ES*) are safe with a public JWKS.",
+                id="django_entra_sso.E008",
+            )
+        )
+    return errors

@@ -1,0 +1,127 @@
+"""Every ``ENTRA_SSO_*`` setting with its default, read at the moment it is used.
+
+Nothing here is read at import time, so ``override_settings`` works in tests and a
+site may change a setting without restarting anything but its own process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+
+#: Algorithms an ID token or logout token may be signed with. Only asymmetric
+#: ones: a symmetric (HMAC) algorithm would let anyone holding a *public* key
+#: from the JWKS forge tokens ("key confusion"), and ``none`` is never allowed.
+DEFAULT_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+)
+
+
+class AppSettings:
+    """Typed access to the app's settings; one property per setting."""
+
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, f"ENTRA_SSO_{name}", default)
+
+    @property
+    def SECRET_KEYS(self) -> list[str]:
+        """Keys that encrypt connector client secrets; the first encrypts, all decrypt.
+
+        Default: ``SECRET_KEY`` followed by ``SECRET_KEY_FALLBACKS``, so rotating
+        Django's secret key the documented way keeps stored secrets readable.
+        """
+        keys = self._get("SECRET_KEYS", None)
+        if keys is None:
+            keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+        if isinstance(keys, str):
+            keys = [keys]
+        return [str(key) for key in keys]
+
+    @property
+    def HTTP_TIMEOUT(self) -> float:
+        """Seconds to wait for the identity provider on any one request."""
+        return float(self._get("HTTP_TIMEOUT", 5.0))
+
+    @property
+    def METADATA_CACHE_TTL(self) -> int:
+        """Seconds a discovery document or JWKS is used before it is fetched again."""
+        return int(self._get("METADATA_CACHE_TTL", 3600))
+
+    @property
+    def METADATA_STALE_TTL(self) -> int:
+        """Seconds a cached document is still served while the provider cannot be reached."""
+        return int(self._get("METADATA_STALE_TTL", 7 * 24 * 3600))
+
+    @property
+    def JWKS_REFRESH_FLOOR(self) -> int:
+        """Least seconds between two JWKS fetches caused by an unknown ``kid``."""
+        return int(self._get("JWKS_REFRESH_FLOOR", 60))
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        """Which of ``CACHES`` holds provider metadata, replay markers and form_post hand-offs."""
+        return str(self._get("CACHE_ALIAS", "default"))
+
+    @property
+    def ALLOWED_ALGORITHMS(self) -> Sequence[str]:
+        return tuple(self._get("ALLOWED_ALGORITHMS", DEFAULT_ALGORITHMS))
+
+    @property
+    def CLOCK_LEEWAY(self) -> int:
+        """Seconds of clock difference tolerated on ``exp``, ``iat`` and ``nbf``."""
+        return int(self._get("CLOCK_LEEWAY", 60))
+
+    @property
+    def MAX_TOKEN_AGE(self) -> int:
+        """Oldest ``iat`` (seconds) accepted on an ID token or logout token."""
+        return int(self._get("MAX_TOKEN_AGE", 600))
+
+    @property
+    def LOGIN_TIMEOUT(self) -> int:
+        """Seconds a started sign-in may take before its ``state`` expires."""
+        return int(self._get("LOGIN_TIMEOUT", 600))
+
+    @property
+    def MAX_PENDING_LOGINS(self) -> int:
+        """Sign-ins one browser may have in flight at once (tabs); older ones are dropped."""
+        return int(self._get("MAX_PENDING_LOGINS", 5))
+
+    @property
+    def PASSWORD_LOGIN_URL(self) -> str | None:
+        """Where the sign-in page sends people whose domain has no connector.
+
+        ``None`` (the default) shows no password option.
+        """
+        return self._get("PASSWORD_LOGIN_URL", None)
+
+    @property
+    def LOGIN_REDIRECT_URL(self) -> str:
+        return str(self._get("LOGIN_REDIRECT_URL", settings.LOGIN_REDIRECT_URL))
+
+    @property
+    def POST_LOGOUT_REDIRECT_URL(self) -> str:
+        """Where the IdP sends the browser after sign-out (made absolute); default the site root."""
+        return str(self._get("POST_LOGOUT_REDIRECT_URL", "/"))
+
+    @property
+    def USERNAME_PREFIX(self) -> str:
+        """Prefix of usernames made for just-in-time users."""
+        return str(self._get("USERNAME_PREFIX", "sso-"))
+
+    @property
+    def LOGOUT_TOKEN_REPLAY_TTL(self) -> int:
+        """Seconds a back-channel logout token's ``jti`` is remembered to refuse replays."""
+        return int(self._get("LOGOUT_TOKEN_REPLAY_TTL", 600))
+
+
+app_settings = AppSettings()

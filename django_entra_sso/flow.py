@@ -1,0 +1,154 @@
+"""The authorization request and the sign-ins a browser has in flight.
+
+Each started sign-in gets its own ``state``, ``nonce`` and PKCE verifier, kept in
+the Django session under its ``state`` so several tabs can sign in at once.
+They expire after ``ENTRA_SSO_LOGIN_TIMEOUT`` and at most
+``ENTRA_SSO_MAX_PENDING_LOGINS`` are kept, so sign-ins started and never finished
+cannot grow a session without bound.
+
+``response_mode=form_post`` answers arrive as a cross-site POST, which carries
+no ``SameSite=Lax`` session cookie. The callback stores the posted parameters in
+the cache under a one-time handle and redirects the browser to itself with a
+GET: a top-level GET navigation does carry Lax cookies, and the code stays out
+of the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import caches
+
+from .conf import app_settings
+
+PENDING_SESSION_KEY = "entra_sso_pending"
+FORM_POST_TTL = 120
+FORM_POST_FIELDS = ("code", "state", "error", "error_description", "error_uri", "iss")
+
+
+@dataclass
+class PendingLogin:
+    state: str
+    nonce: str
+    code_verifier: str
+    connector: str
+    redirect_uri: str
+    next_url: str
+    created_at: float
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now or time.time()) - self.created_at > app_settings.LOGIN_TIMEOUT
+
+
+def pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _pending(session: SessionBase) -> dict[str, dict[str, Any]]:
+    value = session.get(PENDING_SESSION_KEY)
+    return value if isinstance(value, dict) else {}
+
+
+def remember(session: SessionBase, login: PendingLogin) -> None:
+    now = time.time()
+    pending = {
+        state: data
+        for state, data in _pending(session).items()
+        if isinstance(data, dict) and now - float(data.get("created_at", 0)) <= app_settings.LOGIN_TIMEOUT
+    }
+    pending[login.state] = asdict(login)
+    keep = max(app_settings.MAX_PENDING_LOGINS, 1)
+    if len(pending) > keep:
+        newest = sorted(pending.items(), key=lambda item: item[1].get("created_at", 0))[-keep:]
+        pending = dict(newest)
+    session[PENDING_SESSION_KEY] = pending
+
+
+def take(session: SessionBase, state: str) -> PendingLogin | None:
+    """Remove and return the pending sign-in for ``state``: each state is used once."""
+    pending = _pending(session)
+    if not isinstance(state, str) or state not in pending:
+        return None
+    data = pending.pop(state)
+    session[PENDING_SESSION_KEY] = pending
+    try:
+        login = PendingLogin(**data)
+    except TypeError:
+        return None
+    return None if login.expired() else login
+
+
+def start(
+    session: SessionBase,
+    *,
+    connector_slug: str,
+    authorization_endpoint: str,
+    client_id: str,
+    redirect_uri: str,
+    scopes: list[str],
+    response_mode: str,
+    next_url: str,
+    extra_params: dict[str, str],
+) -> str:
+    """Record a new pending sign-in and return the URL to send the browser to."""
+    login = PendingLogin(
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        code_verifier=secrets.token_urlsafe(64),
+        connector=connector_slug,
+        redirect_uri=redirect_uri,
+        next_url=next_url,
+        created_at=time.time(),
+    )
+    remember(session, login)
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes),
+        "state": login.state,
+        "nonce": login.nonce,
+        "code_challenge": pkce_challenge(login.code_verifier),
+        "code_challenge_method": "S256",
+    }
+    if response_mode != "query":
+        params["response_mode"] = response_mode
+    params.update({k: v for k, v in extra_params.items() if v})
+    separator = "&" if "?" in authorization_endpoint else "?"
+    return f"{authorization_endpoint}{separator}{urlencode(params)}"
+
+
+def _cache():  # type: ignore[no-untyped-def]
+    return caches[app_settings.CACHE_ALIAS]
+
+
+def stash_form_post(data: dict[str, str]) -> str:
+    """Keep a form_post answer for the browser's follow-up GET; return the handle."""
+    handle = secrets.token_urlsafe(24)
+    kept = {name: data[name] for name in FORM_POST_FIELDS if name in data}
+    _cache().set(f"entra_sso:form_post:{handle}", kept, FORM_POST_TTL)
+    return handle
+
+
+def claim_form_post(handle: str) -> dict[str, str] | None:
+    """The stashed answer for ``handle``, once."""
+    if not isinstance(handle, str) or not 10 <= len(handle) <= 64:
+        return None
+    key = f"entra_sso:form_post:{handle}"
+    cache = _cache()
+    data = cache.get(key)
+    if data is not None:
+        cache.delete(key)
+    return data if isinstance(data, dict) else None
+
+
+def random_state() -> str:
+    return secrets.token_urlsafe(16)

@@ -1,0 +1,56 @@
+"""The connector form: a write-only client secret and clear validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Connector
+
+
+class ConnectorForm(forms.ModelForm):
+    client_secret = forms.CharField(
+        label=_("client secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_(
+            "Paste the secret's value from the IdP. It is stored encrypted and never shown "
+            "again; leave blank to keep the stored secret."
+        ),
+    )
+
+    class Meta:
+        model = Connector
+        fields = [
+            "name",
+            "slug",
+            "provider",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "extra_scopes",
+            "response_mode",
+            "prompt",
+            "enabled",
+            "allowed_tenants",
+            "link_existing_by_email",
+            "create_users",
+            "use_userinfo",
+            "group_mapping",
+            "extras",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("client_secret") and not self.instance.has_client_secret:
+            self.add_error("client_secret", _("Enter the client secret from the IdP."))
+        return data
+
+    def save(self, commit: bool = True) -> Connector:
+        secret = self.cleaned_data.get("client_secret")
+        if secret:
+            self.instance.client_secret = secret
+        return super().save(commit=commit)

@@ -1,0 +1,267 @@
+"""Provider metadata: the discovery document and the JWKS, cached.
+
+Both are fetched with the timeouts of ``http.py`` and kept in Django's cache
+(``ENTRA_SSO_CACHE_ALIAS``), keyed by issuer so connectors that share an issuer
+share one copy. A copy older than ``METADATA_CACHE_TTL`` is refreshed; when the
+provider cannot be reached, the old copy is served for up to
+``METADATA_STALE_TTL`` ("stale if error"). An ID token signed with a key we do
+not know triggers one JWKS refresh, at most once per ``JWKS_REFRESH_FLOOR``
+seconds per issuer, so a flood of forged ``kid`` values cannot make us hammer
+the provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from django.core.cache import caches
+
+from . import providers
+from .conf import app_settings
+from .http import ProviderHTTPError, get_json
+from .validation import DISCOVERY_SUFFIX
+
+if TYPE_CHECKING:
+    from .models import Connector
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_DISCOVERY_FIELDS = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
+class MetadataError(Exception):
+    """Discovery or JWKS could not be had; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None
+    end_session_endpoint: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def response_modes_supported(self) -> list[str]:
+        # Discovery §3: the default when absent is ["query", "fragment"].
+        return list(self.raw.get("response_modes_supported") or ["query", "fragment"])
+
+    @property
+    def token_endpoint_auth_methods_supported(self) -> list[str]:
+        # Discovery §3: the default when absent is client_secret_basic.
+        return list(self.raw.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"])
+
+    @property
+    def code_challenge_methods_supported(self) -> list[str]:
+        return list(self.raw.get("code_challenge_methods_supported") or [])
+
+    @property
+    def iss_parameter_supported(self) -> bool:
+        return self.raw.get("authorization_response_iss_parameter_supported") is True
+
+
+def discovery_url(issuer: str) -> str:
+    return issuer.rstrip("/") + DISCOVERY_SUFFIX
+
+
+def _cache():  # type: ignore[no-untyped-def]
+    return caches[app_settings.CACHE_ALIAS]
+
+
+def _key(kind: str, url: str) -> str:
+    return f"entra_sso:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+
+
+def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str, Any], float]:
+    """Return ``(document, fetched_at)``, from the cache when fresh enough."""
+    cache = _cache()
+    key = _key(kind, url)
+    entry = cache.get(key)
+    now = time.time()
+    if entry and not force and now - entry["fetched_at"] < app_settings.METADATA_CACHE_TTL:
+        return entry["doc"], entry["fetched_at"]
+    try:
+        doc = get_json(url)
+    except ProviderHTTPError as exc:
+        if entry:
+            logger.warning("Serving a cached %s for %s: %s", kind, url, exc)
+            return entry["doc"], entry["fetched_at"]
+        raise MetadataError(str(exc)) from exc
+    cache.set(key, {"doc": doc, "fetched_at": now}, app_settings.METADATA_STALE_TTL)
+    return doc, now
+
+
+def _parse_discovery(doc: dict[str, Any], url: str) -> ProviderMetadata:
+    missing = [name for name in REQUIRED_DISCOVERY_FIELDS if not isinstance(doc.get(name), str)]
+    if missing:
+        raise MetadataError(f"The discovery document at {url} lacks {', '.join(missing)}.")
+    optional = {}
+    for name in ("userinfo_endpoint", "end_session_endpoint"):
+        value = doc.get(name)
+        optional[name] = value if isinstance(value, str) and value else None
+    return ProviderMetadata(
+        issuer=doc["issuer"],
+        authorization_endpoint=doc["authorization_endpoint"],
+        token_endpoint=doc["token_endpoint"],
+        jwks_uri=doc["jwks_uri"],
+        raw=doc,
+        **optional,
+    )
+
+
+def get_metadata(connector: Connector, *, force: bool = False) -> ProviderMetadata:
+    """The connector's discovery document, checked to belong to its issuer."""
+    url = discovery_url(connector.issuer)
+    doc, _fetched = _cached_fetch("discovery", url, force=force)
+    metadata = _parse_discovery(doc, url)
+    if not providers.issuer_from_discovery_matches(
+        connector.provider, connector.issuer, metadata.issuer
+    ):
+        raise MetadataError(
+            f"The discovery document says its issuer is {metadata.issuer!r}, "
+            f"but the connector's issuer is {connector.issuer!r}."
+        )
+    return metadata
+
+
+# Parsed keys per JWKS copy: parsing an RSA key costs more than the rest of a
+# token check, and the same copy serves thousands of sign-ins.
+_parsed_keys: dict[str, list[jwt.PyJWK]] = {}
+
+
+def _parse_jwks(doc: dict[str, Any]) -> list[jwt.PyJWK]:
+    fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    cached = _parsed_keys.get(fingerprint)
+    if cached is not None:
+        return cached
+    keys = []
+    raw_keys = doc.get("keys")
+    for raw in raw_keys if isinstance(raw_keys, list) else []:
+        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
+            continue
+        try:
+            keys.append(jwt.PyJWK(raw))
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+            logger.info("Skipping an unusable key (kid %r) in a JWKS.", raw.get("kid"))
+    if len(_parsed_keys) > 256:
+        _parsed_keys.clear()
+    _parsed_keys[fingerprint] = keys
+    return keys
+
+
+def get_signing_keys(metadata: ProviderMetadata, *, force: bool = False) -> list[jwt.PyJWK]:
+    doc, _fetched = _cached_fetch("jwks", metadata.jwks_uri, force=force)
+    return _parse_jwks(doc)
+
+
+def refresh_allowed(metadata: ProviderMetadata) -> bool:
+    """May an unknown ``kid`` cause a JWKS fetch now? (rate limited per issuer)"""
+    floor = app_settings.JWKS_REFRESH_FLOOR
+    return bool(_cache().add(_key("jwks-refresh", metadata.jwks_uri), 1, max(floor, 1)))
+
+
+def find_signing_key(metadata: ProviderMetadata, kid: str | None, alg: str) -> jwt.PyJWK | None:
+    """The key a token with this header was signed with, refreshing once on an unknown kid."""
+    keys = get_signing_keys(metadata)
+    key = _select(keys, kid, alg)
+    if key is None and kid is not None and refresh_allowed(metadata):
+        keys = get_signing_keys(metadata, force=True)
+        key = _select(keys, kid, alg)
+    return key
+
+
+def _key_fits(key: jwt.PyJWK, alg: str) -> bool:
+    declared = key._jwk_data.get("alg")
+    if declared and declared != alg:
+        return False
+    family = {"RS": "RSA", "PS": "RSA", "ES": "EC"}.get(alg[:2])
+    if key.key_type != family:
+        return False
+    if family == "EC":
+        curve = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}.get(alg)
+        return key._jwk_data.get("crv") == curve
+    return True
+
+
+def _select(keys: list[jwt.PyJWK], kid: str | None, alg: str) -> jwt.PyJWK | None:
+    if kid is not None:
+        matching = [k for k in keys if k.key_id == kid]
+        return matching[0] if matching and _key_fits(matching[0], alg) else None
+    # OIDC Core §10.1: without a kid there must be exactly one usable key.
+    fitting = [k for k in keys if _key_fits(k, alg)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+@dataclass
+class ConnectionReport:
+    """What "Test connection" found, for the admin and the management command."""
+
+    ok: bool
+    discovery_url: str
+    error: str = ""
+    issuer: str = ""
+    issuer_matches: bool = False
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    jwks_uri: str = ""
+    userinfo_endpoint: str = ""
+    end_session_endpoint: str = ""
+    signing_key_count: int = 0
+    response_modes_supported: list[str] = field(default_factory=list)
+    auth_methods_supported: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_connection(connector: Connector) -> ConnectionReport:
+    """Fetch discovery and JWKS afresh and say what was found, or why not."""
+    url = discovery_url(connector.issuer)
+    report = ConnectionReport(ok=False, discovery_url=url)
+    try:
+        doc, _fetched = _cached_fetch("discovery", url, force=True)
+        metadata = _parse_discovery(doc, url)
+    except MetadataError as exc:
+        report.error = str(exc)
+        return report
+    report.issuer = metadata.issuer
+    report.issuer_matches = providers.issuer_from_discovery_matches(
+        connector.provider, connector.issuer, metadata.issuer
+    )
+    report.authorization_endpoint = metadata.authorization_endpoint
+    report.token_endpoint = metadata.token_endpoint
+    report.jwks_uri = metadata.jwks_uri
+    report.userinfo_endpoint = metadata.userinfo_endpoint or ""
+    report.end_session_endpoint = metadata.end_session_endpoint or ""
+    report.response_modes_supported = metadata.response_modes_supported
+    report.auth_methods_supported = metadata.token_endpoint_auth_methods_supported
+    try:
+        report.signing_key_count = len(get_signing_keys(metadata, force=True))
+    except MetadataError as exc:
+        report.error = f"JWKS: {exc}"
+        return report
+    if not report.issuer_matches:
+        report.problems.append(
+            f"The provider's issuer is {metadata.issuer!r}, not {connector.issuer!r}."
+        )
+    if report.signing_key_count == 0:
+        report.problems.append("The JWKS holds no usable signing key.")
+    if connector.effective_response_mode not in report.response_modes_supported:
+        report.problems.append(
+            f"The provider does not list response mode {connector.effective_response_mode!r}."
+        )
+    methods = set(report.auth_methods_supported)
+    if not methods & {"client_secret_basic", "client_secret_post"}:
+        report.problems.append(
+            "The provider supports neither client_secret_basic nor client_secret_post."
+        )
+    report.ok = not report.problems
+    if report.problems:
+        report.error = " ".join(report.problems)
+    return report

@@ -1,0 +1,286 @@
+"""Connectors (one per customer company), their email domains, and who signed in.
+
+No network I/O here: fetching provider metadata lives in ``metadata.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import providers
+from .crypto import decrypt_secret, encrypt_secret
+from .validation import normalize_domain, normalize_issuer, validate_issuer
+
+ALWAYS_SENT_SCOPES = ("openid", "profile", "email")
+
+
+class Connector(models.Model):
+    class Provider(models.TextChoices):
+        ENTRA_ID = providers.ENTRA_ID, _("Microsoft Entra ID")
+        LOGTO = providers.LOGTO, _("Logto")
+        OKTA = providers.OKTA, _("Okta")
+        GOOGLE_WORKSPACE = providers.GOOGLE_WORKSPACE, _("Google Workspace")
+        OIDC = providers.OIDC, _("OpenID Connect (other)")
+
+    class ResponseMode(models.TextChoices):
+        FORM_POST = "form_post", _("form_post (recommended for Entra ID)")
+        QUERY = "query", _("query")
+
+    slug = models.SlugField(
+        _("slug"),
+        max_length=64,
+        unique=True,
+        validators=[validate_slug],
+        help_text=_("Short URL-safe name; it appears in this connector's redirect URI."),
+    )
+    name = models.CharField(_("display name"), max_length=200)
+    provider = models.CharField(
+        _("provider type"), max_length=32, choices=Provider.choices, default=Provider.ENTRA_ID
+    )
+    issuer = models.CharField(
+        _("issuer"),
+        max_length=500,
+        help_text=_(
+            "The issuer URL without /.well-known/openid-configuration, e.g. "
+            "https://login.microsoftonline.com/<tenant ID>/v2.0."
+        ),
+    )
+    client_id = models.CharField(_("client ID"), max_length=255)
+    client_secret_encrypted = models.TextField(_("client secret (encrypted)"), blank=True)
+    extra_scopes = models.CharField(
+        _("extra scopes"),
+        max_length=500,
+        blank=True,
+        help_text=_("Space-separated. “openid profile email” are always sent."),
+    )
+    response_mode = models.CharField(
+        _("response mode"),
+        max_length=16,
+        choices=ResponseMode.choices,
+        blank=True,
+        help_text=_("Leave blank for the provider's default: form_post for Entra ID, else query."),
+    )
+    prompt = models.CharField(
+        _("prompt"),
+        max_length=64,
+        blank=True,
+        help_text=_("Optional OIDC prompt value, e.g. select_account or login."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    allowed_tenants = models.JSONField(
+        _("allowed Entra tenants"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "For multi-tenant issuers (common, organizations): the tenant IDs allowed "
+            "to sign in. Empty allows every tenant."
+        ),
+    )
+    link_existing_by_email = models.BooleanField(
+        _("link existing accounts by verified email"),
+        default=False,
+        help_text=_(
+            "Attach an existing user whose email matches, only when the email is in "
+            "this connector's domains and the IdP says it is verified."
+        ),
+    )
+    create_users = models.BooleanField(
+        _("create users on first sign-in"), default=True
+    )
+    use_userinfo = models.BooleanField(
+        _("call the userinfo endpoint"),
+        default=False,
+        help_text=_("Claims normally come from the ID token; this adds a network call per sign-in."),
+    )
+    group_mapping = models.JSONField(
+        _("group mapping"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Maps values of the groups/roles claim to Django group names, e.g. "
+            '{"readers-guid": ["Readers"]}. Mapped groups are kept in sync at each sign-in.'
+        ),
+    )
+    extras = models.JSONField(_("provider extras"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SSO connector")
+        verbose_name_plural = _("SSO connectors")
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    # -- the client secret, encrypted at rest -------------------------------
+    @property
+    def client_secret(self) -> str:
+        return decrypt_secret(self.client_secret_encrypted)
+
+    @client_secret.setter
+    def client_secret(self, value: str) -> None:
+        self.client_secret_encrypted = encrypt_secret(value)
+
+    @property
+    def has_client_secret(self) -> bool:
+        return bool(self.client_secret_encrypted)
+
+    # -- derived settings -----------------------------------------------------
+    @property
+    def effective_response_mode(self) -> str:
+        return self.response_mode or providers.default_response_mode(self.provider)
+
+    @property
+    def scopes(self) -> list[str]:
+        scopes = list(ALWAYS_SENT_SCOPES)
+        for scope in self.extra_scopes.split():
+            if scope not in scopes:
+                scopes.append(scope)
+        return scopes
+
+    @property
+    def is_multi_tenant(self) -> bool:
+        return providers.is_multi_tenant(self.provider, self.issuer)
+
+    @property
+    def allowed_tenant_ids(self) -> set[str]:
+        return {str(t).strip().lower() for t in (self.allowed_tenants or []) if str(t).strip()}
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        self.issuer = normalize_issuer(self.issuer)
+        try:
+            validate_issuer(self.issuer)
+        except ValidationError as exc:
+            errors["issuer"] = exc
+        self.client_id = (self.client_id or "").strip()
+        if not self.client_id:
+            errors["client_id"] = _("Enter the client (application) ID from the IdP.")
+        tenants = self.allowed_tenants or []
+        if not isinstance(tenants, list) or not all(
+            providers.is_guid(str(t).strip()) for t in tenants
+        ):
+            errors["allowed_tenants"] = _(
+                'Enter a list of tenant IDs (GUIDs), e.g. ["9188040d-6c67-4c5b-b112-36a304b66dad"].'
+            )
+        if not isinstance(self.group_mapping, dict):
+            errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
+        if not isinstance(self.extras, dict):
+            errors["extras"] = _("Enter a JSON object.")
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.issuer = normalize_issuer(self.issuer)
+        super().save(*args, **kwargs)
+
+
+class EmailDomain(models.Model):
+    domain = models.CharField(
+        _("email domain"),
+        max_length=253,
+        unique=True,
+        help_text=_("People whose email ends in this domain are sent to this connector."),
+    )
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="domains", verbose_name=_("connector")
+    )
+    sso_only = models.BooleanField(
+        _("SSO only"),
+        default=False,
+        help_text=_("People of this domain may not sign in with a password."),
+    )
+
+    class Meta:
+        verbose_name = _("email domain")
+        verbose_name_plural = _("email domains")
+        ordering = ("domain",)
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def clean(self) -> None:
+        try:
+            self.domain = normalize_domain(self.domain)
+        except ValidationError as exc:
+            raise ValidationError({"domain": exc}) from exc
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.domain = normalize_domain(self.domain)
+        super().save(*args, **kwargs)
+
+
+class Identity(models.Model):
+    """A person as one IdP knows them, linked to one Django user."""
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="identities", verbose_name=_("connector")
+    )
+    issuer = models.CharField(_("issuer"), max_length=500)
+    subject = models.CharField(
+        _("subject"), max_length=255, help_text=_("sub, or for Entra ID the object ID (oid).")
+    )
+    tenant_id = models.CharField(_("Entra tenant ID"), max_length=64, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sso_identities",
+        verbose_name=_("user"),
+    )
+    first_seen = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen = models.DateTimeField(_("last seen"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SSO identity")
+        verbose_name_plural = _("SSO identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"], name="entra_sso_identity_issuer_subject"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"
+
+
+class SSOSession(models.Model):
+    """Which Django session a sign-in created, so the IdP can end it later.
+
+    Front-channel logout names a ``sid``, back-channel a ``sid`` or ``sub``; both
+    arrive without the browser's cookies, so this index is the only way from
+    what the IdP says to the session to end.
+    """
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("connector")
+    )
+    sid = models.CharField(_("IdP session ID (sid)"), max_length=255, blank=True)
+    subject = models.CharField(_("subject (sub)"), max_length=255)
+    session_key = models.CharField(_("Django session key"), max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sso_sessions",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SSO session")
+        verbose_name_plural = _("SSO sessions")
+        indexes = [
+            models.Index(fields=["connector", "sid"], name="entra_sso_session_sid"),
+            models.Index(fields=["connector", "subject"], name="entra_sso_session_sub"),
+            models.Index(fields=["session_key"], name="entra_sso_session_key"),
+            models.Index(fields=["created_at"], name="entra_sso_session_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} via {self.connector.slug}"

@@ -1,0 +1,19 @@
+"""Signals a site can connect to. Each comment lists the arguments sent."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: A person signed in through a connector.
+#: Arguments: ``request``, ``user``, ``connector``, ``claims`` (the checked ID token's claims).
+sso_signed_in = Signal()
+
+#: A Django user was created just in time on a first sign-in.
+#: Arguments: ``request``, ``user``, ``connector``, ``claims``.
+sso_user_created = Signal()
+
+#: An SSO session ended.
+#: Arguments: ``request`` (``None`` for back-channel), ``user`` (may be ``None``),
+#: ``connector``, ``session_key``, ``reason`` — one of ``"local"``,
+#: ``"frontchannel"``, ``"backchannel"``.
+sso_signed_out = Signal()

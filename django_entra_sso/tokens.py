@@ -1,0 +1,236 @@
+"""Checking ID tokens and logout tokens. One checker; no database access.
+
+ID tokens follow OpenID Connect Core §3.1.3.7 plus Microsoft Entra's rules;
+logout tokens follow Back-Channel Logout 1.0 §2.6 (with the 2023 errata).
+Any failure raises ``TokenError`` whose message is for the log; nothing else
+escapes, whatever the input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jwt
+
+from . import providers
+from .conf import app_settings
+from .metadata import MetadataError, ProviderMetadata, find_signing_key
+
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+MAX_TOKEN_LENGTH = 16 * 1024
+
+
+class TokenError(Exception):
+    """The token is not acceptable; ``code`` is a short machine-readable reason."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _b64_json(segment: str) -> Any:
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+
+
+def read_header(token: Any) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, checked for shape only."""
+    if not isinstance(token, str) or not token:
+        raise TokenError("malformed", "The token is missing or not a string.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenError("malformed", "The token is too long.")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("malformed", "The token is not a signed JWT (three segments).")
+    try:
+        header = _b64_json(parts[0])
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise TokenError("malformed", "The token header is not base64url JSON.") from exc
+    if not isinstance(header, dict):
+        raise TokenError("malformed", "The token header is not a JSON object.")
+    return header
+
+
+def _verify_signature(
+    token: str, metadata: ProviderMetadata, *, leeway: int
+) -> dict[str, Any]:
+    header = read_header(token)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in app_settings.ALLOWED_ALGORITHMS:
+        # Covers "none" and HMAC algorithms (key confusion with a public key).
+        raise TokenError("bad_alg", f"Signing algorithm {alg!r} is not allowed.")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise TokenError("malformed", "The token's kid is not a string.")
+    if header.get("crit") is not None:
+        raise TokenError("malformed", "The token has critical header parameters we do not know.")
+    try:
+        key = find_signing_key(metadata, kid, alg)
+    except MetadataError as exc:
+        raise TokenError("no_keys", f"The provider's keys could not be fetched: {exc}") from exc
+    if key is None:
+        raise TokenError(
+            "unknown_key",
+            "No signing key fits the token "
+            + (f"(kid {kid!r})." if kid else "(it names no kid and the JWKS has several keys)."),
+        )
+    try:
+        claims = jwt.decode(
+            token,
+            key=key.key,
+            algorithms=[alg],
+            options={
+                "verify_signature": True,
+                "verify_aud": False,  # checked below, with azp
+                "verify_iss": False,  # checked below, Entra templates included
+                "verify_exp": True,
+                "verify_iat": True,
+                "verify_nbf": True,
+                "require": ["iat"],
+            },
+            leeway=leeway,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("expired", "The token has expired.") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise TokenError("not_yet_valid", "The token is not valid yet (nbf/iat).") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise TokenError("bad_signature", "The token's signature does not verify.") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError("missing_claim", f"The token lacks {exc.claim!r}.") from exc
+    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
+        raise TokenError("invalid", f"The token is invalid: {exc.__class__.__name__}.") from exc
+    if not isinstance(claims, dict):
+        raise TokenError("malformed", "The token's payload is not a JSON object.")
+    return claims
+
+
+def _check_common(
+    claims: Mapping[str, Any],
+    *,
+    provider: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    allowed_tenants: Iterable[str],
+    leeway: int,
+) -> None:
+    iss = claims.get("iss")
+    if not isinstance(iss, str):
+        raise TokenError("bad_iss", "The token has no issuer.")
+    if provider == providers.ENTRA_ID and "tid" in claims and not providers.is_guid(
+        claims.get("tid")
+    ):
+        raise TokenError("bad_tid", "The token's tid is not a tenant ID.")
+    expected = providers.expected_token_issuer(provider, metadata.issuer, claims)
+    if expected is None or not hmac.compare_digest(iss, expected):
+        raise TokenError("bad_iss", f"The token's issuer {iss!r} is not the connector's.")
+    tenants = set(allowed_tenants)
+    if tenants and str(claims.get("tid", "")).lower() not in tenants:
+        raise TokenError("bad_tenant", "The token's tenant is not in the connector's allow-list.")
+
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise TokenError("bad_aud", "The token has no audience.")
+    if client_id not in audiences:
+        raise TokenError("bad_aud", "The token was not issued to this client.")
+    azp = claims.get("azp")
+    if (len(audiences) > 1 or azp is not None) and azp != client_id:
+        raise TokenError("bad_azp", "The token's authorized party (azp) is not this client.")
+
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        raise TokenError("missing_claim", "The token's iat is missing or not a number.")
+    if iat < time.time() - app_settings.MAX_TOKEN_AGE - leeway:
+        raise TokenError("too_old", "The token was issued too long ago.")
+
+
+def check_id_token(
+    token: str,
+    *,
+    provider: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    nonce: str,
+    allowed_tenants: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Verify an ID token and return its claims, or raise ``TokenError``."""
+    leeway = app_settings.CLOCK_LEEWAY
+    claims = _verify_signature(token, metadata, leeway=leeway)
+    if "exp" not in claims:
+        raise TokenError("missing_claim", "The token lacks 'exp'.")
+    _check_common(
+        claims,
+        provider=provider,
+        metadata=metadata,
+        client_id=client_id,
+        allowed_tenants=allowed_tenants,
+        leeway=leeway,
+    )
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise TokenError("missing_claim", "The token has no subject (sub).")
+    token_nonce = claims.get("nonce")
+    if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+        raise TokenError("bad_nonce", "The token's nonce does not match this sign-in.")
+    if provider == providers.ENTRA_ID and "oid" in claims and not isinstance(claims["oid"], str):
+        raise TokenError("bad_oid", "The token's oid is not a string.")
+    return claims
+
+
+def check_access_token_hash(claims: Mapping[str, Any], access_token: str, alg: str) -> None:
+    """When the ID token carries ``at_hash``, it must match the access token."""
+    at_hash = claims.get("at_hash")
+    if at_hash is None:
+        return
+    digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[alg[-3:]]
+    half = digest(access_token.encode("ascii", "replace")).digest()
+    expected = base64.urlsafe_b64encode(half[: len(half) // 2]).rstrip(b"=").decode()
+    if not isinstance(at_hash, str) or not hmac.compare_digest(at_hash, expected):
+        raise TokenError("bad_at_hash", "The ID token's at_hash does not match the access token.")
+
+
+def check_logout_token(
+    token: str,
+    *,
+    provider: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    allowed_tenants: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Verify a back-channel logout token and return its claims, or raise ``TokenError``."""
+    leeway = app_settings.CLOCK_LEEWAY
+    claims = _verify_signature(token, metadata, leeway=leeway)
+    _check_common(
+        claims,
+        provider=provider,
+        metadata=metadata,
+        client_id=client_id,
+        allowed_tenants=allowed_tenants,
+        leeway=leeway,
+    )
+    events = claims.get("events")
+    if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
+        raise TokenError("bad_events", "The logout token lacks the back-channel logout event.")
+    if not isinstance(events[BACKCHANNEL_LOGOUT_EVENT], dict):
+        raise TokenError("bad_events", "The back-channel logout event is not a JSON object.")
+    if "nonce" in claims:
+        raise TokenError("has_nonce", "A logout token must not carry a nonce.")
+    sub, sid = claims.get("sub"), claims.get("sid")
+    if not (isinstance(sub, str) and sub) and not (isinstance(sid, str) and sid):
+        raise TokenError("missing_claim", "The logout token names neither sub nor sid.")
+    for name in ("sub", "sid", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            raise TokenError("malformed", f"The logout token's {name} is not a string.")
+    return claims
+
+
+def alg_of(token: str) -> str:
+    return str(read_header(token).get("alg", ""))

@@ -1,0 +1,113 @@
+"""Normalising and checking what site owners type: issuers and email domains."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_issuer(value: str) -> str:
+    """Strip whitespace and a pasted discovery suffix; keep everything else exact.
+
+    The seed guide tells people to leave ``/.well-known/openid-configuration`` off,
+    and many paste it anyway; the issuer the IdP puts in tokens never has it.
+    """
+    value = (value or "").strip()
+    if value.endswith(DISCOVERY_SUFFIX):
+        value = value[: -len(DISCOVERY_SUFFIX)]
+    return value
+
+
+def validate_issuer(value: str) -> None:
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        raise ValidationError(
+            _("Enter the issuer as a full URL, for example https://login.microsoftonline.com/…/v2.0."),
+            code="issuer_not_url",
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError(
+            _("An issuer has no query string or fragment."), code="issuer_query"
+        )
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    raise ValidationError(
+        _("The issuer must use https:// (plain http:// is accepted only on localhost)."),
+        code="issuer_not_https",
+    )
+
+
+def normalize_domain(value: str) -> str:
+    """Lower-case and IDNA-encode an email domain, refusing what is not one.
+
+    Raises ``ValidationError`` with a sentence that says what was wrong.
+    """
+    raw = (value or "").strip()
+    if not raw:
+        raise ValidationError(_("Enter an email domain, such as contoso.com."), code="empty")
+    if "@" in raw:
+        raise ValidationError(
+            _("Enter only the domain, without “@” (contoso.com, not @contoso.com)."),
+            code="has_at",
+        )
+    if "://" in raw or "/" in raw:
+        raise ValidationError(
+            _("Enter only the domain, not a web address (contoso.com, not https://contoso.com)."),
+            code="is_url",
+        )
+    raw = raw.rstrip(".")
+    try:
+        ascii_domain = raw.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValidationError(
+            _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": raw}
+        ) from exc
+    labels = ascii_domain.split(".")
+    if len(labels) < 2:
+        raise ValidationError(
+            _("Enter a full domain with a dot, such as contoso.com (not just “%(value)s”)."),
+            code="no_dot",
+            params={"value": raw},
+        )
+    if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValidationError(
+            _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": raw}
+        )
+    return ascii_domain
+
+
+def domain_of_email(email: str) -> str | None:
+    """The normalised domain of an email address, or ``None`` when it is malformed."""
+    email = (email or "").strip()
+    if email.count("@") != 1 or len(email) > 320:
+        return None
+    local, _sep, domain = email.partition("@")
+    if not local or any(ch.isspace() for ch in email):
+        return None
+    try:
+        return normalize_domain(domain)
+    except ValidationError:
+        return None

@@ -1,0 +1,475 @@
+"""Sign-in, callback, sign-out, front- and back-channel logout, third-party initiation.
+
+Views turn requests into calls on ``flow``, ``backends``, ``tokens`` and
+``sessions`` and turn failures into the error page; the protocol lives there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.contrib.auth import authenticate, login, logout
+from django.core.cache import caches
+from django.db import DatabaseError, transaction
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotFound,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import resolve_url
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from . import flow, links, providers
+from .backends import SignInError
+from .conf import app_settings
+from .errors import MESSAGES, error_response
+from .metadata import MetadataError, get_metadata
+from .models import Connector, EmailDomain
+from .sessions import (
+    CONNECTOR_SESSION_KEY,
+    ID_TOKEN_SESSION_KEY,
+    LOGIN_HINT_SESSION_KEY,
+    bind_session,
+    end_sessions_for_sid,
+    end_sessions_for_subject,
+    forget_session,
+)
+from .signals import sso_signed_in, sso_signed_out
+from .tokens import TokenError, check_logout_token
+from .validation import domain_of_email
+
+logger = logging.getLogger(__name__)
+
+BACKEND_PATH = "django_entra_sso.backends.SSOBackend"
+
+
+def safe_next(request: HttpRequest, value: Any) -> str:
+    """``value`` when it is a path on this site, else ``""`` (no open redirects)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return ""
+    if "\\" in value or any(ord(ch) < 32 for ch in value):
+        return ""
+    if not url_has_allowed_host_and_scheme(value, allowed_hosts=None):
+        return ""
+    return value
+
+
+def _param(data: Any, name: str) -> str:
+    value = data.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _start_sign_in(
+    request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
+) -> HttpResponse:
+    if not connector.enabled:
+        return error_response(request, "disabled")
+    try:
+        metadata = get_metadata(connector)
+    except MetadataError as exc:
+        return error_response(request, "provider_unreachable", log=f"{connector.slug}: {exc}")
+    domain = domain_of_email(login_hint) if login_hint else None
+    url = flow.start(
+        request.session,
+        connector_slug=connector.slug,
+        authorization_endpoint=metadata.authorization_endpoint,
+        client_id=connector.client_id,
+        redirect_uri=links.redirect_uri(request, connector),
+        scopes=connector.scopes,
+        response_mode=connector.effective_response_mode,
+        next_url=next_url,
+        extra_params={
+            "login_hint": login_hint,
+            "prompt": connector.prompt,
+            **providers.authorize_extras(connector.provider, domain),
+        },
+    )
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@method_decorator(never_cache, name="dispatch")
+class LoginView(View):
+    """Identifier-first sign-in: the email's domain picks the connector."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    template_name = "django_entra_sso/login.html"
+
+    def render(
+        self, request: HttpRequest, *, email: str = "", error: str = "", status: int = 200
+    ) -> HttpResponse:
+        return TemplateResponse(
+            request,
+            self.template_name,
+            {
+                "email": email,
+                "error": error,
+                "next": safe_next(request, request.GET.get("next") or request.POST.get("next")),
+                "password_login_url": app_settings.PASSWORD_LOGIN_URL,
+            },
+            status=status,
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        next_url = safe_next(request, request.GET.get("next"))
+        slug = _param(request.GET, "connector")
+        if slug:
+            connector = Connector.objects.filter(slug=slug).first()
+            if connector is None:
+                return error_response(request, "unknown_connector")
+            return _start_sign_in(
+                request,
+                connector,
+                login_hint=_param(request.GET, "login_hint"),
+                next_url=next_url,
+            )
+        return self.render(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        email = _param(request.POST, "email").strip()[:320]
+        next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+        domain = domain_of_email(email)
+        if domain is None:
+            return self.render(
+                request, email=email, error=_("Enter a work email address, like alice@contoso.com.")
+            )
+        owner = EmailDomain.objects.select_related("connector").filter(domain=domain).first()
+        if owner is None:
+            return self.render(
+                request,
+                email=email,
+                error=_("Single sign-on is not set up for %(domain)s.") % {"domain": domain},
+            )
+        if not owner.connector.enabled:
+            return self.render(
+                request,
+                email=email,
+                error=_("Single sign-on for %(domain)s is switched off at the moment.")
+                % {"domain": domain},
+            )
+        return _start_sign_in(request, owner.connector, login_hint=email, next_url=next_url)
+
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(sensitive_post_parameters("code", "id_token", "access_token"), name="dispatch")
+class CallbackView(View):
+    """The connector's redirect URI: query (GET) and form_post (POST)."""
+
+    http_method_names = ["get", "post", "head", "options"]
+
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        # A cross-site POST carries no SameSite=Lax session cookie: keep what the
+        # IdP posted and come back as a top-level GET, which does carry it.
+        if not Connector.objects.filter(slug=slug).exists():
+            return error_response(request, "unknown_connector")
+        data = {name: request.POST[name] for name in flow.FORM_POST_FIELDS if name in request.POST}
+        if not data:
+            return error_response(request, "invalid_state", log="empty form_post callback")
+        try:
+            handle = flow.stash_form_post(data)
+        except Exception as exc:  # noqa: BLE001 - the cache being down must not be a 500
+            return error_response(request, "unavailable", log=f"cache: {exc!r}")
+        url = reverse("entra_sso:callback", args=[slug]) + "?" + urlencode({"resume": handle})
+        response = HttpResponseRedirect(url, status=303)  # type: ignore[call-arg]
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        params: dict[str, str] | None
+        if "resume" in request.GET:
+            try:
+                params = flow.claim_form_post(_param(request.GET, "resume"))
+            except Exception as exc:  # noqa: BLE001
+                return error_response(request, "unavailable", log=f"cache: {exc!r}")
+            if params is None:
+                return error_response(request, "invalid_state", log="unknown form_post handle")
+        else:
+            params = {name: _param(request.GET, name) for name in flow.FORM_POST_FIELDS}
+        return self.complete(request, slug, params)
+
+    @method_decorator(sensitive_variables("params", "code"))
+    def complete(self, request: HttpRequest, slug: str, params: dict[str, str]) -> HttpResponse:
+        connector = Connector.objects.filter(slug=slug).first()
+        if connector is None:
+            return error_response(request, "unknown_connector")
+        pending = flow.take(request.session, params.get("state", ""))
+        if pending is None:
+            return error_response(request, "invalid_state", log=f"{slug}: unknown state")
+        if pending.connector != connector.slug:
+            return error_response(
+                request, "wrong_callback", log=f"state of {pending.connector} came back to {slug}"
+            )
+        if not connector.enabled:
+            return error_response(request, "disabled")
+        try:
+            metadata = get_metadata(connector)
+        except MetadataError as exc:
+            return error_response(request, "provider_unreachable", log=f"{slug}: {exc}")
+        iss = params.get("iss", "")
+        # RFC 9207: the authorization response names its issuer (IdP mix-up defence).
+        if (iss and iss != metadata.issuer and not providers.ENTRA_TENANT_PLACEHOLDER in metadata.issuer) or (
+            not iss and metadata.iss_parameter_supported
+        ):
+            return error_response(request, "wrong_callback", log=f"{slug}: iss {iss!r}")
+        error = params.get("error", "")
+        if error:
+            code = error if error in MESSAGES and error not in _OWN_CODES else "idp_error"
+            if error in ("login_required", "consent_required"):
+                code = "interaction_required"
+            return error_response(
+                request,
+                code,
+                log=f"{slug}: IdP error {error!r}: {params.get('error_description', '')[:500]!r}",
+            )
+        code_value = params.get("code", "")
+        if not code_value:
+            return error_response(request, "invalid_request", log=f"{slug}: no code")
+        return self.sign_in(request, connector, code_value, pending)
+
+    @method_decorator(sensitive_variables("code"))
+    def sign_in(
+        self, request: HttpRequest, connector: Connector, code: str, pending: flow.PendingLogin
+    ) -> HttpResponse:
+        signed_in = False
+        try:
+            with transaction.atomic():
+                user = authenticate(
+                    request, sso_connector=connector, sso_code=code, sso_pending=pending
+                )
+                if user is None:
+                    raise SignInError("refused", "authenticate() returned no user", status=403)
+                login(request, user, backend=BACKEND_PATH)
+                signed_in = True
+                result = request.entra_sso_result  # type: ignore[attr-defined]
+                bind_session(request, connector, user, result["claims"], result["id_token"])
+        except SignInError as exc:
+            self._undo(request, signed_in)
+            return error_response(
+                request, exc.code, log=f"{connector.slug}: {exc}", status=exc.status
+            )
+        except DatabaseError as exc:
+            self._undo(request, signed_in)
+            return error_response(request, "unavailable", log=f"database: {exc!r}")
+        sso_signed_in.send(
+            sender=Connector,
+            request=request,
+            user=user,
+            connector=connector,
+            claims=result["claims"],
+        )
+        target = pending.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
+        return HttpResponseRedirect(target)
+
+    @staticmethod
+    def _undo(request: HttpRequest, signed_in: bool) -> None:
+        if signed_in:
+            try:
+                request.session.flush()
+            except Exception:  # noqa: BLE001 - the session store may be what failed
+                logger.exception("Could not flush the session after a failed sign-in")
+
+
+_OWN_CODES = {
+    code
+    for code in MESSAGES
+    if code
+    not in {
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_resource",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+    }
+}
+
+
+@method_decorator(never_cache, name="dispatch")
+class LogoutView(View):
+    """Sign out here and, for SSO sessions, at the identity provider (POST only)."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    template_name = "django_entra_sso/logout.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return TemplateResponse(request, self.template_name, {})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        session = request.session
+        slug = session.get(CONNECTOR_SESSION_KEY)
+        id_token = session.get(ID_TOKEN_SESSION_KEY)
+        login_hint = session.get(LOGIN_HINT_SESSION_KEY)
+        session_key = session.session_key
+        user = request.user if request.user.is_authenticated else None
+        connector = Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+        forget_session(session_key)
+        logout(request)
+        post_logout = request.build_absolute_uri(
+            resolve_url(app_settings.POST_LOGOUT_REDIRECT_URL)
+        )
+        if connector is None:
+            return HttpResponseRedirect(post_logout)
+        sso_signed_out.send(
+            sender=Connector,
+            request=request,
+            user=user,
+            connector=connector,
+            session_key=session_key,
+            reason="local",
+        )
+        try:
+            end_session_endpoint = get_metadata(connector).end_session_endpoint
+        except MetadataError as exc:
+            logger.warning("Signed out locally only; %s metadata: %s", connector.slug, exc)
+            end_session_endpoint = None
+        if not end_session_endpoint:
+            return HttpResponseRedirect(post_logout)
+        params = {"post_logout_redirect_uri": post_logout, "client_id": connector.client_id}
+        if isinstance(id_token, str):
+            params["id_token_hint"] = id_token
+        if isinstance(login_hint, str):
+            params["logout_hint"] = login_hint
+        params["state"] = flow.random_state()
+        separator = "&" if "?" in end_session_endpoint else "?"
+        return HttpResponseRedirect(f"{end_session_endpoint}{separator}{urlencode(params)}")
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-cache, no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _issuer_matches(connector: Connector, iss: str) -> bool:
+    if iss == connector.issuer:
+        return True
+    try:
+        return iss == get_metadata(connector).issuer
+    except MetadataError:
+        return False
+
+
+@method_decorator(xframe_options_exempt, name="dispatch")
+class FrontchannelLogoutView(View):
+    """OpenID Connect Front-Channel Logout 1.0: the IdP frames this URL with ``sid``."""
+
+    http_method_names = ["get", "head", "options"]
+    template_name = "django_entra_sso/frontchannel_logout.html"
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        connector = Connector.objects.filter(slug=slug).first()
+        if connector is None:
+            return _no_store(HttpResponseNotFound("Unknown connector."))
+        sid = _param(request.GET, "sid")
+        iss = _param(request.GET, "iss")
+        if not sid or len(sid) > 255:
+            return _no_store(HttpResponseBadRequest("The sid parameter is required."))
+        if iss and not _issuer_matches(connector, iss):
+            return _no_store(HttpResponseBadRequest("The iss parameter is not this connector's."))
+        ended = end_sessions_for_sid(connector, sid, reason="frontchannel", request=request)
+        logger.info("Front-channel logout at %s ended %d session(s).", slug, ended)
+        response = TemplateResponse(request, self.template_name, {"connector": connector})
+        origin = urlsplit(connector.issuer)
+        response["Content-Security-Policy"] = (
+            f"frame-ancestors 'self' {origin.scheme}://{origin.netloc}"
+        )
+        return _no_store(response)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(sensitive_post_parameters("logout_token"), name="dispatch")
+class BackchannelLogoutView(View):
+    """OpenID Connect Back-Channel Logout 1.0: the IdP POSTs a signed ``logout_token``."""
+
+    http_method_names = ["post", "options"]
+
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        connector = Connector.objects.filter(slug=slug).first()
+        if connector is None:
+            return _no_store(JsonResponse({"error": "invalid_request"}, status=404))
+        token = _param(request.POST, "logout_token")
+        if not token:
+            return self.refuse("invalid_request", "logout_token is missing")
+        try:
+            metadata = get_metadata(connector)
+            claims = check_logout_token(
+                token,
+                provider=connector.provider,
+                metadata=metadata,
+                client_id=connector.client_id,
+                allowed_tenants=connector.allowed_tenant_ids,
+            )
+        except MetadataError as exc:
+            return self.refuse("temporarily_unavailable", str(exc))
+        except TokenError as exc:
+            return self.refuse("invalid_request", f"{slug}: {exc}")
+        jti = claims.get("jti")
+        if isinstance(jti, str) and jti:
+            key = f"entra_sso:jti:{connector.pk}:{jti}"[:200]
+            if not caches[app_settings.CACHE_ALIAS].add(
+                key, 1, app_settings.LOGOUT_TOKEN_REPLAY_TTL
+            ):
+                return self.refuse("invalid_request", f"{slug}: logout token replayed")
+        sid, sub = claims.get("sid"), claims.get("sub")
+        if isinstance(sid, str) and sid:
+            ended = end_sessions_for_sid(connector, sid, reason="backchannel")
+        else:
+            ended = end_sessions_for_subject(connector, str(sub), reason="backchannel")
+        logger.info("Back-channel logout at %s ended %d session(s).", slug, ended)
+        return _no_store(HttpResponse(status=200))
+
+    @staticmethod
+    def refuse(error: str, log: str) -> HttpResponse:
+        logger.warning("Back-channel logout refused: %s", log)
+        return _no_store(JsonResponse({"error": error}, status=400))
+
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(csrf_exempt, name="dispatch")
+class InitiateView(View):
+    """OpenID Connect Core §4: sign-in started by the IdP or another party."""
+
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        return self.initiate(request, slug, request.GET)
+
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        return self.initiate(request, slug, request.POST)
+
+    def initiate(self, request: HttpRequest, slug: str, data: Any) -> HttpResponse:
+        connector = Connector.objects.filter(slug=slug).first()
+        if connector is None:
+            return error_response(request, "unknown_connector")
+        iss = _param(data, "iss")
+        if not iss or not _issuer_matches(connector, iss):
+            return error_response(request, "wrong_callback", log=f"initiate {slug}: iss {iss!r}")
+        target = _param(data, "target_link_uri")
+        next_url = ""
+        if target:
+            parts = urlsplit(target)
+            if parts.netloc and url_has_allowed_host_and_scheme(
+                target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            ):
+                target = parts.path + (f"?{parts.query}" if parts.query else "")
+            next_url = safe_next(request, target)
+        login_hint = _param(data, "login_hint")[:320]
+        return _start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    text = f"signed in as {user.get_username()}" if user.is_authenticated else "signed out"
+    return HttpResponse(text)
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("sso/", include("django_entra_sso.urls")),
+    path("home/", home, name="home"),
+    path("private/", login_required(home), name="private"),
+    path("", home, name="root"),
+]
