@@ -147,9 +147,7 @@ class SSOBackend(OIDCAuthenticationBackend):
         if not isinstance(username, str) or not username:
             return
         emails = [username] if "@" in username else []
-        user = user_model._default_manager.filter(
-            **{user_model.USERNAME_FIELD: username}
-        ).first()
+        user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
         email_field = user_model.get_email_field_name()
         if user is not None and getattr(user, email_field, None):
             emails.append(str(getattr(user, email_field)))
@@ -298,7 +296,11 @@ class SSOBackend(OIDCAuthenticationBackend):
         self.sync_groups(user, claims)
         if created:
             sso_user_created.send(
-                sender=self.__class__, request=request, user=user, connector=connector, claims=claims
+                sender=self.__class__,
+                request=request,
+                user=user,
+                connector=connector,
+                claims=claims,
             )
         return user
 
@@ -382,10 +384,14 @@ class SSOBackend(OIDCAuthenticationBackend):
             raw = claims.get(claim)
             if isinstance(raw, list):
                 values.update(str(v) for v in raw if isinstance(v, (str, int)))
+
         def names_of(target: Any) -> list[str]:
             return [target] if isinstance(target, str) else [str(t) for t in target or []]
+
         managed = {name for target in mapping.values() for name in names_of(target)}
-        wanted = {name for key, target in mapping.items() if key in values for name in names_of(target)}
+        wanted = {
+            name for key, target in mapping.items() if key in values for name in names_of(target)
+        }
         current = set(user.groups.filter(name__in=managed).values_list("name", flat=True))
         if current == wanted:
             return

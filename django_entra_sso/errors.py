@@ -43,7 +43,9 @@ MESSAGES = {
     ),
     "unsupported_response_type": (
         _("Sign-in is not set up correctly"),
-        _("Your organization's identity provider does not support the kind of sign-in this site asked for."),
+        _(
+            "Your organization's identity provider does not support the kind of sign-in this site asked for."
+        ),
         ASK_ADMIN,
         400,
     ),
@@ -105,7 +107,9 @@ MESSAGES = {
     "provider_unreachable": (
         _("Your organization's sign-in service cannot be reached"),
         _("This site could not reach your organization's identity provider."),
-        _("Please wait a moment and try again. If it keeps happening, tell this site's administrator."),
+        _(
+            "Please wait a moment and try again. If it keeps happening, tell this site's administrator."
+        ),
         424,
     ),
     "token_failed": (
@@ -122,19 +126,25 @@ MESSAGES = {
     ),
     "wrong_connector": (
         _("Use your own organization's sign-in"),
-        _("Your email address belongs to a different organization than the one you signed in with."),
+        _(
+            "Your email address belongs to a different organization than the one you signed in with."
+        ),
         _("Go back to the sign-in page and enter your work email address."),
         403,
     ),
     "wrong_domain": (
         _("This account cannot sign in here"),
-        _("Your email address is not one of the domains your organization registered with this site."),
+        _(
+            "Your email address is not one of the domains your organization registered with this site."
+        ),
         ASK_ADMIN,
         403,
     ),
     "no_account": (
         _("No account for you yet"),
-        _("You signed in, but this site has no account for you and does not create them automatically."),
+        _(
+            "You signed in, but this site has no account for you and does not create them automatically."
+        ),
         ASK_ADMIN,
         403,
     ),

@@ -62,7 +62,8 @@ def remember(session: SessionBase, login: PendingLogin) -> None:
     pending = {
         state: data
         for state, data in _pending(session).items()
-        if isinstance(data, dict) and now - float(data.get("created_at", 0)) <= app_settings.LOGIN_TIMEOUT
+        if isinstance(data, dict)
+        and now - float(data.get("created_at", 0)) <= app_settings.LOGIN_TIMEOUT
     }
     pending[login.state] = asdict(login)
     keep = max(app_settings.MAX_PENDING_LOGINS, 1)

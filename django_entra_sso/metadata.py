@@ -57,7 +57,9 @@ class ProviderMetadata:
     @property
     def token_endpoint_auth_methods_supported(self) -> list[str]:
         # Discovery §3: the default when absent is client_secret_basic.
-        return list(self.raw.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"])
+        return list(
+            self.raw.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        )
 
     @property
     def code_challenge_methods_supported(self) -> list[str]:

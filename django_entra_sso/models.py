@@ -90,13 +90,13 @@ class Connector(models.Model):
             "this connector's domains and the IdP says it is verified."
         ),
     )
-    create_users = models.BooleanField(
-        _("create users on first sign-in"), default=True
-    )
+    create_users = models.BooleanField(_("create users on first sign-in"), default=True)
     use_userinfo = models.BooleanField(
         _("call the userinfo endpoint"),
         default=False,
-        help_text=_("Claims normally come from the ID token; this adds a network call per sign-in."),
+        help_text=_(
+            "Claims normally come from the ID token; this adds a network call per sign-in."
+        ),
     )
     group_mapping = models.JSONField(
         _("group mapping"),

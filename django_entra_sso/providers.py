@@ -60,9 +60,7 @@ def issuer_from_discovery_matches(provider: str, configured: str, discovered: st
     """
     if discovered == configured:
         return True
-    if is_multi_tenant(provider, configured) and ENTRA_TENANT_PLACEHOLDER in discovered:
-        return True
-    return False
+    return is_multi_tenant(provider, configured) and ENTRA_TENANT_PLACEHOLDER in discovered
 
 
 def expected_token_issuer(

@@ -58,9 +58,7 @@ def read_header(token: Any) -> dict[str, Any]:
     return header
 
 
-def _verify_signature(
-    token: str, metadata: ProviderMetadata, *, leeway: int
-) -> dict[str, Any]:
+def _verify_signature(token: str, metadata: ProviderMetadata, *, leeway: int) -> dict[str, Any]:
     header = read_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in app_settings.ALLOWED_ALGORITHMS:
@@ -124,8 +122,10 @@ def _check_common(
     iss = claims.get("iss")
     if not isinstance(iss, str):
         raise TokenError("bad_iss", "The token has no issuer.")
-    if provider == providers.ENTRA_ID and "tid" in claims and not providers.is_guid(
-        claims.get("tid")
+    if (
+        provider == providers.ENTRA_ID
+        and "tid" in claims
+        and not providers.is_guid(claims.get("tid"))
     ):
         raise TokenError("bad_tid", "The token's tid is not a tenant ID.")
     expected = providers.expected_token_issuer(provider, metadata.issuer, claims)

@@ -43,13 +43,13 @@ def validate_issuer(value: str) -> None:
     parts = urlsplit(value)
     if not parts.scheme or not parts.netloc:
         raise ValidationError(
-            _("Enter the issuer as a full URL, for example https://login.microsoftonline.com/…/v2.0."),
+            _(
+                "Enter the issuer as a full URL, for example https://login.microsoftonline.com/…/v2.0."
+            ),
             code="issuer_not_url",
         )
     if parts.query or parts.fragment:
-        raise ValidationError(
-            _("An issuer has no query string or fragment."), code="issuer_query"
-        )
+        raise ValidationError(_("An issuer has no query string or fragment."), code="issuer_query")
     if parts.scheme == "https":
         return
     if parts.scheme == "http" and is_loopback_host(parts.hostname):

@@ -188,7 +188,9 @@ def test_second_sign_in_reuses_user_and_refreshes_names(
     assert User.objects.count() == 1
 
 
-def test_several_tabs_can_sign_in_at_once(client: Client, sign_in: SignIn, fake_idp: FakeIdP) -> None:
+def test_several_tabs_can_sign_in_at_once(
+    client: Client, sign_in: SignIn, fake_idp: FakeIdP
+) -> None:
     first = fake_idp.authorize(sign_in.start(next_url="/one/"))
     second = fake_idp.authorize(sign_in.start(next_url="/two/"))
     assert sign_in.callback("contoso", second)["Location"] == "/two/"
@@ -244,9 +246,7 @@ def test_userinfo_with_another_subject_is_refused(
     assert not User.objects.exists()
 
 
-def test_client_secret_post_when_basic_is_not_supported(
-    sign_in: SignIn, fake_idp: FakeIdP
-) -> None:
+def test_client_secret_post_when_basic_is_not_supported(sign_in: SignIn, fake_idp: FakeIdP) -> None:
     fake_idp.auth_methods = ["client_secret_post"]
     assert sign_in().status_code == 302
     form = fake_idp.received_token_requests[-1]["form"]
@@ -278,9 +278,7 @@ def test_signals_are_sent(sign_in: SignIn) -> None:
     assert seen == ["created", "signed_in"]
 
 
-def test_groups_follow_the_mapping(
-    client: Client, sign_in: SignIn, connector: Connector
-) -> None:
+def test_groups_follow_the_mapping(client: Client, sign_in: SignIn, connector: Connector) -> None:
     from django.contrib.auth.models import Group
 
     Group.objects.create(name="Unmanaged")

@@ -39,9 +39,7 @@ class Command(BaseCommand):
         add.add_argument("--response-mode", choices=["form_post", "query"], default=None)
         add.add_argument("--tenant", action="append", default=[], dest="tenants")
         add.add_argument("--sso-only", action="store_true", help="Mark the domains SSO-only.")
-        add.add_argument(
-            "--disabled", action="store_true", help="Add the connector switched off."
-        )
+        add.add_argument("--disabled", action="store_true", help="Add the connector switched off.")
         sub.add_parser("list", help="List connectors.")
         test = sub.add_parser("test", help="Fetch discovery and JWKS and check them.")
         test.add_argument("slug")
@@ -154,4 +152,3 @@ class Command(BaseCommand):
         if connector is None:
             raise CommandError(f"No connector with slug {slug!r}.")
         return connector
-
