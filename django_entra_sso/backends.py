@@ -265,7 +265,9 @@ class SSOBackend(OIDCAuthenticationBackend):
         if user is None:
             if not connector.create_users:
                 raise SignInError(
-                    "no_account", f"No account for {issuer} {subject}; creation is off.", 403
+                    "no_account",
+                    f"No account for {issuer} {subject}; creation is off.",
+                    status=403,
                 )
             try:
                 with transaction.atomic():
