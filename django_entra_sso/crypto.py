@@ -69,6 +69,6 @@ def keys_usable() -> str | None:
     """A reason the configured keys cannot encrypt, or ``None`` when they can."""
     try:
         decrypt_secret(encrypt_secret("check"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is what the check reports
         return str(exc) or exc.__class__.__name__
     return None

@@ -194,7 +194,7 @@ class CallbackView(View):
             return error_response(request, "invalid_state", log="empty form_post callback")
         try:
             handle = flow.stash_form_post(data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a cache that is down must not be a 500
             return error_response(request, "unavailable", log=f"cache: {exc!r}")
         url = reverse("entra_sso:callback", args=[slug]) + "?" + urlencode({"resume": handle})
         response = HttpResponseRedirect(url, status=303)  # type: ignore[call-arg]
@@ -206,7 +206,7 @@ class CallbackView(View):
         if "resume" in request.GET:
             try:
                 params = flow.claim_form_post(_param(request.GET, "resume"))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a cache that is down must not be a 500
                 return error_response(request, "unavailable", log=f"cache: {exc!r}")
             if params is None:
                 return error_response(request, "invalid_state", log="unknown form_post handle")

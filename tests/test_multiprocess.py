@@ -49,7 +49,7 @@ def redis_reason(url: str | None) -> str | None:
         import redis
 
         redis.Redis.from_url(url, socket_timeout=2).ping()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         return f"Redis at {url} is not reachable: {exc}"
     return None
 
