@@ -61,7 +61,7 @@ if [ -z "${SKIP_POSTGRES:-}" ]; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$PGPORT" && break; sleep 1; done
   fi
   if [ "$(id -u)" -eq 0 ]; then
-    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    su - postgres -c "psql -q -d postgres -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
   fi
   pg_isready -h 127.0.0.1 -p "$PGPORT"
 fi
