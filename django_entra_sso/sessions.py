@@ -79,16 +79,23 @@ def _end(rows: list[SSOSession], *, reason: str, request: HttpRequest | None) ->
     return len(rows)
 
 
+def _bound_rows(connector: Connector, **lookup: str) -> list[SSOSession]:
+    # No join to the connector (the caller holds it): given that join, SQLite's
+    # planner walks the one-column connector_id index, i.e. every session of the
+    # connector, instead of the (connector, sid|subject) index.
+    rows = list(SSOSession.objects.filter(connector=connector, **lookup).select_related("user"))
+    for row in rows:
+        row.connector = connector
+    return rows
+
+
 def end_sessions_for_sid(
     connector: Connector, sid: str, *, reason: str, request: HttpRequest | None = None
 ) -> int:
     """End every Django session bound to this IdP session; return how many."""
     if not sid:
         return 0
-    rows = list(
-        SSOSession.objects.filter(connector=connector, sid=sid).select_related("user", "connector")
-    )
-    return _end(rows, reason=reason, request=request)
+    return _end(_bound_rows(connector, sid=sid), reason=reason, request=request)
 
 
 def end_sessions_for_subject(
@@ -97,12 +104,7 @@ def end_sessions_for_subject(
     """End every Django session of this subject at this connector; return how many."""
     if not subject:
         return 0
-    rows = list(
-        SSOSession.objects.filter(connector=connector, subject=subject).select_related(
-            "user", "connector"
-        )
-    )
-    return _end(rows, reason=reason, request=request)
+    return _end(_bound_rows(connector, subject=subject), reason=reason, request=request)
 
 
 def forget_session(session_key: str | None) -> None:
