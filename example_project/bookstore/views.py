@@ -1,0 +1,49 @@
+"""The bookstore's two pages: who you are (home) and the books (signed-in only)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from django_entra_sso.models import Connector
+
+# The session key django-entra-sso sets to the slug of the connector a person
+# signed in through.
+CONNECTOR_SESSION_KEY = "entra_sso_connector"
+
+BOOKS = [
+    {"title": "Alice's Adventures in Wonderland", "author": "Lewis Carroll", "year": 1865},
+    {"title": "Through the Looking-Glass", "author": "Lewis Carroll", "year": 1871},
+    {"title": "A Christmas Carol", "author": "Charles Dickens", "year": 1843},
+    {"title": "I Am a Cat", "author": "Natsume Sōseki", "year": 1905},
+    {"title": "Kokoro", "author": "Natsume Sōseki", "year": 1914},
+]
+
+
+def _connector_of(request: HttpRequest) -> Connector | None:
+    slug = request.session.get(CONNECTOR_SESSION_KEY)
+    if isinstance(slug, str):
+        found = Connector.objects.filter(slug=slug).first()
+        if found is not None:
+            return found
+    # A session from before the last sign-in: fall back to the linked identity.
+    identity = request.user.sso_identities.select_related("connector").first()  # type: ignore[union-attr]
+    return identity.connector if identity is not None else None
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    context: dict[str, object] = {}
+    user = request.user
+    if user.is_authenticated:
+        context = {
+            "display_name": user.get_full_name() or user.get_username(),
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "connector": _connector_of(request),
+        }
+    return render(request, "bookstore/home.html", context)
+
+
+@login_required
+def books(request: HttpRequest) -> HttpResponse:
+    return render(request, "bookstore/books.html", {"books": BOOKS})

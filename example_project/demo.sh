@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# The bookstore demo of django-entra-sso, offline, in one command:
+#
+#   ./example_project/demo.sh
+#
+# Creates a virtualenv (example_project/.run/venv) with the app and both demo
+# sites, migrates their databases, seeds a local OpenID provider (the IdP, on
+# 127.0.0.1:9000) and the bookstore site (on localhost:8000) with a connector to
+# it, starts both, and waits. Ctrl-C stops both. Running it again reuses
+# everything it made.
+#
+# Knobs (environment variables):
+#   DEMO_SITE_PORT=8000     the bookstore's port
+#   DEMO_IDP_PORT=9000      the local IdP's port
+#   DEMO_RUN_DIR=DIR        where venv, databases, keys and logs live
+#                           (default example_project/.run, git-ignored)
+#   DEMO_SKIP_INSTALL=1     no virtualenv, no pip: use $PYTHON (default python3)
+#                           as it is, with the repository on PYTHONPATH
+#   DEMO_LOCAL_IDP=0        do not start the local IdP (with a real Entra tenant)
+#   DEMO_START_TIMEOUT=60   seconds to wait for each server to answer
+#   PYTHON=python3          the interpreter that makes the virtualenv
+#   ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_ISSUER or ENTRA_TENANT_ID,
+#   ENTRA_DOMAIN            also configure a connector "entra" for a real
+#                           Microsoft Entra ID tenant (see README.md). They may
+#                           also be written in example_project/.env; variables
+#                           already set in the environment win.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" # example_project/
+ROOT="$(dirname "$HERE")"                            # the repository: the app
+
+say() { printf '%s\n' "$*"; }
+step() { printf '==> %s\n' "$*"; }
+die() {
+	printf 'demo.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# -- settings ------------------------------------------------------------------
+load_env_file() {
+	local file="$1" line key value
+	[[ -f "$file" ]] || return 0
+	while IFS= read -r line || [[ -n "$line" ]]; do
+		line="${line%$'\r'}"
+		[[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+		key="${BASH_REMATCH[2]}"
+		value="${BASH_REMATCH[3]}"
+		# Strip one pair of surrounding quotes; no other shell syntax is interpreted.
+		if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+			value="${BASH_REMATCH[1]}"
+		fi
+		if [[ -z "${!key+set}" ]]; then
+			export "$key=$value"
+		fi
+	done <"$file"
+}
+load_env_file "$HERE/.env"
+
+RUN_DIR="${DEMO_RUN_DIR:-$HERE/.run}"
+mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+LOG_DIR="$RUN_DIR/logs"
+mkdir -p "$LOG_DIR"
+
+SITE_PORT="${DEMO_SITE_PORT:-8000}"
+IDP_PORT="${DEMO_IDP_PORT:-9000}"
+[[ "$SITE_PORT" =~ ^[0-9]+$ && "$IDP_PORT" =~ ^[0-9]+$ ]] || die "ports must be numbers"
+SITE_URL="http://localhost:$SITE_PORT"
+IDP_URL="http://127.0.0.1:$IDP_PORT"
+LOCAL_IDP="${DEMO_LOCAL_IDP:-1}"
+START_TIMEOUT="${DEMO_START_TIMEOUT:-60}"
+
+CLIENT_ID="bookstore-demo"
+ADMIN_USER="admin"
+ADMIN_PASSWORD="admin-demo-pw"
+
+export IDP_ISSUER="$IDP_URL/o"
+export IDP_DATA_DIR="$RUN_DIR/idp"
+export BOOKSTORE_DATA_DIR="$RUN_DIR/site"
+
+ENTRA=0
+if [[ -n "${ENTRA_CLIENT_ID:-}" ]]; then
+	[[ -n "${ENTRA_CLIENT_SECRET:-}" ]] || die "ENTRA_CLIENT_ID is set, ENTRA_CLIENT_SECRET is not."
+	if [[ -z "${ENTRA_ISSUER:-}" ]]; then
+		[[ -n "${ENTRA_TENANT_ID:-}" ]] || die "Set ENTRA_ISSUER or ENTRA_TENANT_ID for the entra connector."
+		ENTRA_ISSUER="https://login.microsoftonline.com/$ENTRA_TENANT_ID/v2.0"
+	fi
+	[[ -n "${ENTRA_DOMAIN:-}" ]] || die "Set ENTRA_DOMAIN (your organization's email domain, e.g. contoso.com)."
+	ENTRA=1
+fi
+if [[ "$LOCAL_IDP" == 0 && "$ENTRA" == 0 ]]; then
+	die "DEMO_LOCAL_IDP=0 needs a real tenant: set ENTRA_CLIENT_ID and friends (see README.md)."
+fi
+
+# -- Python ----------------------------------------------------------------------
+if [[ "${DEMO_SKIP_INSTALL:-0}" == 1 ]]; then
+	PY="${PYTHON:-python3}"
+	export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+	step "Using $PY as it is (DEMO_SKIP_INSTALL=1)"
+else
+	VENV="$RUN_DIR/venv"
+	PY="$VENV/bin/python"
+	if [[ ! -x "$PY" ]]; then
+		BASE_PY="${PYTHON:-python3}"
+		command -v "$BASE_PY" >/dev/null || die "$BASE_PY not found; install Python 3.10 or newer."
+		"$BASE_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+			die "$BASE_PY is older than Python 3.10."
+		step "Creating a virtualenv in $VENV"
+		"$BASE_PY" -m venv "$VENV" ||
+			die "could not create a virtualenv (on Debian/Ubuntu: apt-get install python3-venv)."
+	fi
+	# Install again only when what is installed from has changed.
+	STAMP="$VENV/.demo-installed"
+	WANT="$("$PY" - "$ROOT/pyproject.toml" "$HERE/requirements.txt" "$HERE/idp/requirements.txt" <<'EOF'
+import hashlib, sys
+digest = hashlib.sha256()
+for name in sys.argv[1:]:
+    with open(name, "rb") as fh:
+        digest.update(fh.read())
+print(digest.hexdigest())
+EOF
+)"
+	if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+		step "Installing the app and the demo's requirements (the first time takes a minute)"
+		"$PY" -m pip install --disable-pip-version-check -q \
+			-e "$ROOT" -r "$HERE/idp/requirements.txt" -r "$HERE/requirements.txt" ||
+			die "pip install failed (see above)."
+		printf '%s\n' "$WANT" >"$STAMP"
+	else
+		step "Reusing the virtualenv in $VENV"
+	fi
+fi
+
+port_in_use() {
+	"$PY" - "$1" <<'EOF'
+import socket, sys
+with socket.socket() as s:
+    s.settimeout(1)
+    sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+EOF
+}
+
+# Runs a setup command quietly; shows its output only when it fails.
+quietly() {
+	local what="$1" log="$LOG_DIR/setup.log"
+	shift
+	if ! "$@" >>"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		die "$what failed (whole output in $log)."
+	fi
+}
+
+: >"$LOG_DIR/setup.log"
+
+# -- the client secret, made once ------------------------------------------------
+SECRET_FILE="$RUN_DIR/client_secret"
+if [[ ! -s "$SECRET_FILE" ]]; then
+	(umask 077 && "$PY" -c 'import secrets; print(secrets.token_hex(24))' >"$SECRET_FILE")
+fi
+SECRET="$(tr -d '[:space:]' <"$SECRET_FILE")"
+
+# -- the local IdP -----------------------------------------------------------------
+if [[ "$LOCAL_IDP" != 0 ]]; then
+	step "Preparing the local IdP (data in $IDP_DATA_DIR)"
+	idp() { (cd "$HERE/idp" && DJANGO_SETTINGS_MODULE=idp_site.settings "$PY" manage.py "$@"); }
+	quietly "migrating the IdP" idp migrate --noinput
+	quietly "seeding the IdP" idp seed_idp \
+		--client-id "$CLIENT_ID" --client-secret "$SECRET" \
+		--redirect-uri "$SITE_URL/sso/callback/bookstore/" \
+		--redirect-uri "http://127.0.0.1:$SITE_PORT/sso/callback/bookstore/" \
+		--post-logout-redirect-uri "$SITE_URL/" \
+		--post-logout-redirect-uri "http://127.0.0.1:$SITE_PORT/"
+fi
+
+# -- the bookstore -----------------------------------------------------------------
+step "Preparing the bookstore (data in $BOOKSTORE_DATA_DIR)"
+site() { (cd "$HERE" && DJANGO_SETTINGS_MODULE=bookstore.settings "$PY" manage.py "$@"); }
+quietly "migrating the bookstore" site migrate --noinput
+if [[ "$LOCAL_IDP" != 0 ]]; then
+	quietly "adding the bookstore connector" site sso_connector add bookstore \
+		--issuer "$IDP_ISSUER" --client-id "$CLIENT_ID" --client-secret "$SECRET" \
+		--name "Bookstore Demo IdP" --provider oidc --domain bookstore.example \
+		--response-mode query
+	quietly "seeding the bookstore" site bookstore_setup \
+		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" --map-groups bookstore
+else
+	quietly "seeding the bookstore" site bookstore_setup \
+		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD"
+fi
+if [[ "$ENTRA" == 1 ]]; then
+	entra_domains=()
+	for domain in ${ENTRA_DOMAIN//,/ }; do
+		entra_domains+=(--domain "$domain")
+	done
+	quietly "adding the entra connector" site sso_connector add entra \
+		--issuer "$ENTRA_ISSUER" --client-id "$ENTRA_CLIENT_ID" \
+		--client-secret "$ENTRA_CLIENT_SECRET" --name "Microsoft Entra ID" \
+		--provider entra_id --response-mode form_post "${entra_domains[@]}"
+fi
+
+# -- start, wait, report ---------------------------------------------------------------
+if [[ "$LOCAL_IDP" != 0 ]] && port_in_use "$IDP_PORT"; then
+	die "port $IDP_PORT is taken; stop what runs there or set DEMO_IDP_PORT."
+fi
+if port_in_use "$SITE_PORT"; then
+	die "port $SITE_PORT is taken; stop what runs there or set DEMO_SITE_PORT."
+fi
+
+IDP_PID=""
+SITE_PID=""
+stop_servers() {
+	trap - EXIT INT TERM
+	local pid
+	for pid in $SITE_PID $IDP_PID; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in $SITE_PID $IDP_PID; do
+		wait "$pid" 2>/dev/null || true
+	done
+	say "Stopped the demo."
+}
+trap stop_servers EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Background jobs of a script ignore SIGINT, so Ctrl-C reaches only this script,
+# whose EXIT trap then stops both servers.
+if [[ "$LOCAL_IDP" != 0 ]]; then
+	(cd "$HERE/idp" && exec env DJANGO_SETTINGS_MODULE=idp_site.settings "$PY" manage.py runserver "127.0.0.1:$IDP_PORT" --noreload) \
+		>"$LOG_DIR/idp.log" 2>&1 &
+	IDP_PID=$!
+fi
+(cd "$HERE" && exec env DJANGO_SETTINGS_MODULE=bookstore.settings "$PY" manage.py runserver "127.0.0.1:$SITE_PORT" --noreload) \
+	>"$LOG_DIR/site.log" 2>&1 &
+SITE_PID=$!
+
+# Waits until URL answers with any HTTP status, or the server exits, or time runs out.
+wait_until_up() {
+	local name="$1" url="$2" pid="$3" log="$4"
+	if ! "$PY" - "$url" "$pid" "$START_TIMEOUT" <<'EOF'; then
+import os, sys, time, urllib.error, urllib.request
+url, pid, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(2)
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit(1)
+EOF
+		tail -n 30 "$log" >&2
+		die "the $name did not answer at $url (log: $log)."
+	fi
+}
+step "Starting the servers"
+if [[ -n "$IDP_PID" ]]; then
+	wait_until_up "local IdP" "$IDP_ISSUER/.well-known/openid-configuration" "$IDP_PID" "$LOG_DIR/idp.log"
+fi
+wait_until_up "bookstore" "$SITE_URL/" "$SITE_PID" "$LOG_DIR/site.log"
+
+CONNECTORS=""
+[[ "$LOCAL_IDP" != 0 ]] && CONNECTORS="bookstore"
+[[ "$ENTRA" == 1 ]] && CONNECTORS="$CONNECTORS entra"
+for slug in $CONNECTORS; do
+	site sso_connector test "$slug" 2>&1 | sed 's/^/    /' || true
+done
+
+cat <<EOF
+
+  The bookstore demo is running.
+
+  Open        $SITE_URL/
+EOF
+if [[ "$LOCAL_IDP" != 0 ]]; then
+	cat <<EOF
+  Sign in     click "Sign in with SSO", type  alice@bookstore.example
+              at the demo IdP: user  alice  password  alice-demo-pw , then Authorize
+              (or bob@bookstore.example: bob / bob-demo-pw)
+EOF
+fi
+if [[ "$ENTRA" == 1 ]]; then
+	cat <<EOF
+  Entra ID    type an address @${ENTRA_DOMAIN//,/ or @} and sign in at Microsoft
+              redirect URI            $SITE_URL/sso/callback/entra/
+              front-channel logout    $SITE_URL/sso/logout/frontchannel/entra/
+EOF
+fi
+cat <<EOF
+  Admin       $SITE_URL/admin/   user  $ADMIN_USER  password  $ADMIN_PASSWORD
+EOF
+if [[ "$LOCAL_IDP" != 0 ]]; then
+	say "  Demo IdP    $IDP_URL/   (issuer $IDP_ISSUER)"
+fi
+cat <<EOF
+  Logs        $LOG_DIR/site.log  $LOG_DIR/idp.log
+
+  Press Ctrl-C to stop both servers.
+
+EOF
+
+# bash 3.2 (macOS) has no "wait -n": poll, so either server dying ends the demo.
+while kill -0 "$SITE_PID" 2>/dev/null && { [[ -z "$IDP_PID" ]] || kill -0 "$IDP_PID" 2>/dev/null; }; do
+	sleep 1
+done
+say "demo.sh: a server stopped on its own; see the logs in $LOG_DIR." >&2
+exit 1

@@ -1,0 +1,262 @@
+"""The bookstore demo, driven the way a person would: one command, then a browser.
+
+``example_project/demo.sh`` is started for real (in its own process group, on
+free ports, with its own run directory), and a ``requests.Session`` plays the
+browser: the home page, the identifier-first page, the demo IdP's sign-in and
+consent pages, the signed-in home page, ``/books/`` and sign-out through the
+IdP. It makes the virtualenv and installs from PyPI like a fresh clone does
+(``DEMO_SKIP_INSTALL`` is not set), so it needs ``bash`` and PyPI; set
+``DEMO_TEST_SKIP_INSTALL=1`` to use the current interpreter instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import require
+
+pytestmark = pytest.mark.multiprocess
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "example_project" / "demo.sh"
+# The first run creates a virtualenv and installs from PyPI (pip's cache helps).
+START_TIMEOUT = 240.0
+EMAIL = "alice@bookstore.example"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Form:
+    attrs: dict[str, str]
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class FormParser(HTMLParser):
+    """The forms of a page with the values a browser would submit (buttons aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self._open: Form | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._open = Form(values)
+            self.forms.append(self._open)
+        elif tag == "input" and self._open is not None and values.get("name"):
+            kind = values.get("type", "text")
+            if kind in ("submit", "image", "button", "reset"):
+                return  # sent only when clicked: the caller names the button
+            if kind in ("checkbox", "radio") and "checked" not in values:
+                return
+            self._open.fields[values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def form_of(response: requests.Response, **match: str) -> Form:
+    parser = FormParser()
+    parser.feed(response.text)
+    for form in parser.forms:
+        if all(form.attrs.get(name) == value for name, value in match.items()):
+            return form
+    raise AssertionError(f"no form {match} on {response.url}:\n{response.text[:2000]}")
+
+
+def submit(
+    session: requests.Session, page: requests.Response, form: Form, **values: str
+) -> requests.Response:
+    action = urljoin(page.url, form.attrs.get("action") or page.url)
+    response = session.post(action, data={**form.fields, **values}, timeout=30)
+    assert response.status_code == 200, (response.status_code, response.url, response.text[:2000])
+    return response
+
+
+def text_of(response: requests.Response) -> str:
+    """The page's visible text, tags dropped and blanks squeezed."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", " ", response.text, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@dataclass
+class Demo:
+    site: str
+    idp: str
+    site_port: int
+    idp_port: int
+    process: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    require(None if shutil.which("bash") else "bash is not installed")
+    skip_install = os.environ.get("DEMO_TEST_SKIP_INSTALL") == "1"
+    site_port, idp_port = free_port(), free_port()
+    while idp_port == site_port:
+        idp_port = free_port()
+    env = {
+        **os.environ,
+        "DEMO_RUN_DIR": str(tmp_path / "run"),
+        "DEMO_SITE_PORT": str(site_port),
+        "DEMO_IDP_PORT": str(idp_port),
+        "DEMO_START_TIMEOUT": "60",
+        "PYTHON": sys.executable,
+    }
+    # A real tenant in the developer's shell must not leak into the test.
+    for name in list(env):
+        if name.startswith("ENTRA_") or name in ("DEMO_LOCAL_IDP", "DEMO_SKIP_INSTALL"):
+            del env[name]
+    if skip_install:
+        env["DEMO_SKIP_INSTALL"] = "1"
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["bash", str(DEMO)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    running = Demo(
+        site=f"http://localhost:{site_port}",
+        idp=f"http://127.0.0.1:{idp_port}",
+        site_port=site_port,
+        idp_port=idp_port,
+        process=process,
+        log=log,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Press Ctrl-C" not in running.output():
+            if process.poll() is not None:
+                pytest.fail(f"demo.sh exited with {process.returncode}:\n{running.output()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"demo.sh not ready after {START_TIMEOUT}s:\n{running.output()}")
+            time.sleep(0.5)
+        yield running
+    finally:
+        if process.poll() is None:
+            with_signal(process, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+        # The servers are in demo.sh's process group: make sure none outlives the test.
+        with_signal(process, signal.SIGKILL)
+        if process.poll() is None:
+            process.wait(timeout=10)
+
+
+def with_signal(process: subprocess.Popen[str], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def sign_in(session: requests.Session, demo: Demo) -> requests.Response:
+    """Home → "Sign in with SSO" → email → IdP sign-in → consent → back home."""
+    home = session.get(demo.site + "/", timeout=30)
+    assert home.status_code == 200
+    assert "Sign in with SSO" in home.text
+    link = re.search(r'<a [^>]*id="sign-in"[^>]*href="([^"]+)"', home.text)
+    assert link is not None and link.group(1) == "/sso/login/"
+
+    login_page = session.get(urljoin(home.url, link.group(1)), timeout=30)
+    assert login_page.status_code == 200
+    identifier_form = form_of(login_page, action="/sso/login/")
+    assert identifier_form.fields.get("csrfmiddlewaretoken")
+    at_idp = submit(session, login_page, identifier_form, email=EMAIL)
+
+    # The email's domain chose the bookstore connector, which sent us to the IdP.
+    assert urlsplit(at_idp.url).netloc == f"127.0.0.1:{demo.idp_port}", at_idp.url
+    assert urlsplit(at_idp.url).path == "/accounts/login/"
+    consent = submit(
+        session,
+        at_idp,
+        form_of(at_idp, id="login-form"),
+        username="alice",
+        password="alice-demo-pw",
+    )
+    assert "Authorize" in consent.text, consent.text[:2000]
+    back = submit(session, consent, form_of(consent, id="authorizationForm"), allow="Authorize")
+    assert back.url == demo.site + "/", [r.url for r in back.history] + [back.url]
+    return back
+
+
+def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
+    demo: Demo,
+) -> None:
+    session = requests.Session()
+    home = sign_in(session, demo)
+
+    page = text_of(home)
+    assert "Welcome, Alice Liddell" in page
+    assert EMAIL in page
+    assert "readers" in page  # the IdP's groups claim, mapped onto a Django group
+    assert "Bookstore Demo IdP (bookstore)" in page
+
+    books = session.get(demo.site + "/books/", timeout=30)
+    assert books.status_code == 200 and books.url == demo.site + "/books/"
+    assert "Wonderland" in books.text
+
+    signed_out = submit(session, home, form_of(home, id="sign-out-form"))
+    if urlsplit(signed_out.url).netloc != f"localhost:{demo.site_port}":
+        # The IdP asks to confirm the sign-out: confirm it like a person would.
+        confirm = form_of(signed_out, id="authorizationForm")
+        signed_out = submit(session, signed_out, confirm, allow="Logout")
+    hops = [urlsplit(r.url).netloc for r in signed_out.history]
+    assert f"127.0.0.1:{demo.idp_port}" in hops  # sign-out went through the IdP
+    assert urlsplit(signed_out.url).netloc == f"localhost:{demo.site_port}"
+    assert urlsplit(signed_out.url).path == "/"
+    assert "Sign in with SSO" in signed_out.text
+    assert "Alice" not in text_of(signed_out)
+
+    # Signed out at both ends: the site wants a sign-in again, the IdP knows no one.
+    again = session.get(demo.site + "/books/", timeout=30)
+    assert urlsplit(again.url).path == "/sso/login/"
+    assert "Not signed in" in session.get(demo.idp + "/", timeout=30).text
+
+    # Ctrl-C in a terminal signals the whole foreground group; the servers,
+    # started as background jobs, ignore it, so the script's trap must stop them.
+    assert answers(demo.site_port) and answers(demo.idp_port)
+    os.kill(demo.process.pid, signal.SIGINT)
+    demo.process.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while (answers(demo.site_port) or answers(demo.idp_port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not answers(demo.site_port)
+    assert not answers(demo.idp_port)
+    assert "Stopped the demo." in demo.output()
