@@ -35,6 +35,13 @@ class TokenError(Exception):
         self.code = code
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality; on bytes, because ``compare_digest`` refuses non-ASCII str."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
+
+
 def _b64_json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
     return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -51,7 +58,8 @@ def read_header(token: Any) -> dict[str, Any]:
         raise TokenError("malformed", "The token is not a signed JWT (three segments).")
     try:
         header = _b64_json(parts[0])
-    except (ValueError, UnicodeError, binascii.Error) as exc:
+    except (ValueError, UnicodeError, binascii.Error, RecursionError) as exc:
+        # RecursionError: a header of thousands of nested brackets fits in the size cap.
         raise TokenError("malformed", "The token header is not base64url JSON.") from exc
     if not isinstance(header, dict):
         raise TokenError("malformed", "The token header is not a JSON object.")
@@ -129,7 +137,7 @@ def _check_common(
     ):
         raise TokenError("bad_tid", "The token's tid is not a tenant ID.")
     expected = providers.expected_token_issuer(provider, metadata.issuer, claims)
-    if expected is None or not hmac.compare_digest(iss, expected):
+    if expected is None or not _same(iss, expected):
         raise TokenError("bad_iss", f"The token's issuer {iss!r} is not the connector's.")
     tenants = set(allowed_tenants)
     if tenants and str(claims.get("tid", "")).lower() not in tenants:
@@ -178,7 +186,7 @@ def check_id_token(
     if not isinstance(sub, str) or not sub:
         raise TokenError("missing_claim", "The token has no subject (sub).")
     token_nonce = claims.get("nonce")
-    if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+    if not isinstance(token_nonce, str) or not _same(token_nonce, nonce):
         raise TokenError("bad_nonce", "The token's nonce does not match this sign-in.")
     if provider == providers.ENTRA_ID and "oid" in claims and not isinstance(claims["oid"], str):
         raise TokenError("bad_oid", "The token's oid is not a string.")
@@ -193,7 +201,7 @@ def check_access_token_hash(claims: Mapping[str, Any], access_token: str, alg: s
     digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[alg[-3:]]
     half = digest(access_token.encode("ascii", "replace")).digest()
     expected = base64.urlsafe_b64encode(half[: len(half) // 2]).rstrip(b"=").decode()
-    if not isinstance(at_hash, str) or not hmac.compare_digest(at_hash, expected):
+    if not isinstance(at_hash, str) or not _same(at_hash, expected):
         raise TokenError("bad_at_hash", "The ID token's at_hash does not match the access token.")
 
 

@@ -745,3 +745,33 @@ def test_logout_token_with_a_non_string_sid_is_refused(
 ) -> None:
     token = fake_idp.sign(logout_claims(fake_idp, sub="subject-alice", sid=123))
     assert logout_refused(token, fake_idp, metadata) == "malformed"
+
+
+# -- inputs that once escaped as other exceptions (found by tests/test_hardening.py) ------
+
+
+def test_non_ascii_issuer_is_refused_not_crashed(
+    fake_idp: FakeIdP, metadata: ProviderMetadata
+) -> None:
+    token = fake_idp.sign(id_claims(fake_idp, iss="https://idp.example/\u00e9"))
+    assert refused(token, fake_idp, metadata) == "bad_iss"
+
+
+def test_non_ascii_nonce_is_refused_not_crashed(
+    fake_idp: FakeIdP, metadata: ProviderMetadata
+) -> None:
+    token = fake_idp.sign(id_claims(fake_idp, nonce="n\u00f6nce"))
+    assert refused(token, fake_idp, metadata) == "bad_nonce"
+
+
+def test_non_ascii_at_hash_is_refused_not_crashed() -> None:
+    with pytest.raises(TokenError) as info:
+        check_access_token_hash({"at_hash": "h\u00e4sh"}, "token-a", "RS256")
+    assert info.value.code == "bad_at_hash"
+
+
+def test_deeply_nested_header_is_malformed_not_a_recursion_error(
+    fake_idp: FakeIdP, metadata: ProviderMetadata
+) -> None:
+    token = f"{b64url(b'[' * 5000)}.e30.c2ln"
+    assert refused(token, fake_idp, metadata) == "malformed"
