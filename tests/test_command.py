@@ -166,6 +166,7 @@ def test_add_may_move_its_own_domain_settings() -> None:
         (("--domain", "acme"), ENTRA_ISSUER, "--domain"),
         (("--tenant", "acme.onmicrosoft.com"), ENTRA_ISSUER, "GUID"),
         (("--client-id", " "), ENTRA_ISSUER, "client"),
+        (("--client-secret", ""), ENTRA_ISSUER, "--client-secret"),
         (("--provider", "keycloak"), ENTRA_ISSUER, "keycloak"),
         (("--response-mode", "fragment"), ENTRA_ISSUER, "fragment"),
         ((), "not a url", "issuer"),

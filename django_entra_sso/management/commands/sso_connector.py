@@ -57,6 +57,9 @@ class Command(BaseCommand):
 
     def do_add(self, options: dict[str, Any]) -> None:
         slug = options["slug"]
+        if not options["client_secret"].strip():
+            # An empty secret would wipe the stored one on update and cannot sign anyone in.
+            raise CommandError("--client-secret: enter the client secret from the IdP.")
         try:
             domains = [normalize_domain(d) for d in options["domains"]]
         except ValidationError as exc:
