@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -308,11 +310,14 @@ def test_command_line_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "https://" in bad.stderr
-    unknown = manage("sso_connector", "test", "nope")
-    assert unknown.returncode != 0
-    listed = manage("sso_connector", "list")
-    assert listed.returncode == 0
-    assert listed.stdout.strip() == f"acme\tentra_id\tenabled\t{ENTRA_ISSUER}\tacme.com"
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
+        table = Connector._meta.db_table
+        assert db.execute(f"SELECT slug, issuer FROM {table}").fetchall() == [
+            ("acme", ENTRA_ISSUER)
+        ]
+        assert db.execute(f"SELECT domain FROM {EmailDomain._meta.db_table}").fetchall() == [
+            ("acme.com",)
+        ]
 
 
 # -- sso_clear_sessions ---------------------------------------------------------------
