@@ -231,6 +231,12 @@ def check_connection(connector: Connector) -> ConnectionReport:
         metadata = _parse_discovery(doc, url)
     except MetadataError as exc:
         report.error = str(exc)
+        cause = exc.__cause__
+        if isinstance(cause, ProviderHTTPError) and cause.status == 404:
+            report.error += (
+                " Check the issuer: it is the URL the provider names as its issuer, "
+                "without /.well-known/openid-configuration."
+            )
         return report
     report.issuer = metadata.issuer
     report.issuer_matches = providers.issuer_from_discovery_matches(

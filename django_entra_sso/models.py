@@ -187,6 +187,7 @@ class EmailDomain(models.Model):
         _("email domain"),
         max_length=253,
         unique=True,
+        error_messages={"unique": _("This domain already belongs to a connector.")},
         help_text=_("People whose email ends in this domain are sent to this connector."),
     )
     connector = models.ForeignKey(
