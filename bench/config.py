@@ -1,0 +1,44 @@
+"""How big each figure's run is: full, ``--quick``, or set per figure on the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BenchConfig:
+    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    quick: bool = False
+    #: Figure 1: sign-ins counted per side after the warm-up.
+    count_signins: int = 20
+    #: Figure 2: timed sign-ins per side.
+    timed_signins: int = 200
+    #: Figure 3: stored SSOSession rows, and timed logouts per size and kind.
+    row_sizes: list[int] = field(default_factory=lambda: [100, 10_000, 100_000])
+    logouts: int = 100
+    #: Figure 4: connectors (one domain each), and login POSTs measured.
+    connectors: int = 10_000
+    hrd_posts: int = 300
+    #: Figure 5: sign-ins in total, simulated browsers at once, gunicorn workers, time cap.
+    load_signins: int = 5_000
+    load_clients: int = 8
+    load_workers: int = 4
+    load_users: int = 200
+    load_time_cap: float = 900.0
+    #: Figure 6: page views per kind of session.
+    page_views: int = 2_000
+    postgres: bool = False
+
+    @classmethod
+    def quick_run(cls) -> BenchConfig:
+        return cls(
+            quick=True,
+            timed_signins=40,
+            row_sizes=[100, 1_000, 10_000],
+            logouts=30,
+            connectors=10_000,
+            hrd_posts=60,
+            load_signins=300,
+            load_time_cap=15.0,
+            page_views=300,
+        )

@@ -1,0 +1,134 @@
+"""Keeps ``python -m bench`` alive: a tiny run of every figure, checked for shape and counts.
+
+Nothing here looks at a timing; only tables, counts and that sign-ins succeeded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNINS = 4
+
+
+@pytest.fixture(scope="module")
+def bench_output() -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_SSO_BENCH")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--results",
+        "-",
+        "--count-signins",
+        str(SIGNINS),
+        "--signins",
+        "3",
+        "--rows",
+        "50,200",
+        "--logouts",
+        "3",
+        "--connectors",
+        "200",
+        "--posts",
+        "5",
+        "--load-signins",
+        "12",
+        "--clients",
+        "2",
+        "--workers",
+        "2",
+        "--time-cap",
+        "20",
+        "--views",
+        "5",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def section(output: str, number: int) -> str:
+    match = re.search(
+        rf"^## Figure {number}: .*?(?=^## Figure |^Total run time)", output, re.M | re.S
+    )
+    assert match, f"figure {number} missing from:\n{output}"
+    return match.group(0)
+
+
+def table(text: str) -> list[list[str]]:
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("|")
+    ]
+    assert len(rows) >= 3, text
+    assert set("".join(rows[1])) <= {"-"}, "second line is the Markdown header rule"
+    width = len(rows[0])
+    assert all(len(row) == width for row in rows), text
+    return [rows[0], *rows[2:]]
+
+
+def test_bench_describes_the_machine_and_the_loopback_idp(bench_output: str) -> None:
+    head = bench_output.split("## Figure", 1)[0]
+    assert re.search(r"CPUs \(nproc\): \d+; CPU model: ", head)
+    assert re.search(r"Python 3\.\d+.*Django \d", head)
+    assert "on loopback http://127.0.0.1:" in head
+
+
+def test_bench_figure_1_counts_one_token_call_per_sign_in_for_ours(bench_output: str) -> None:
+    header, *rows = table(section(bench_output, 1))
+    assert header[:4] == ["call", "ours: total", "ours: per sign-in", "stock: total"]
+    by_kind = {row[0]: row for row in rows}
+    assert int(by_kind["token"][1]) == SIGNINS
+    assert int(by_kind["JWKS"][1]) == 0
+    assert int(by_kind["discovery"][1]) == 0
+    # Stock mozilla-django-oidc also calls the token endpoint once per sign-in.
+    assert int(by_kind["token"][3]) == SIGNINS
+
+
+@pytest.mark.parametrize("number", [2, 3, 4, 6])
+def test_bench_in_process_figures_print_a_table_and_meet_their_correctness_goals(
+    bench_output: str, number: int
+) -> None:
+    text = section(bench_output, number)
+    _header, *rows = table(text)
+    assert rows and all(cell for row in rows for cell in row)
+    # Correctness goals (failed sign-ins/logouts/views) are counts, never timings.
+    for line in text.splitlines():
+        if line.startswith("- Goal: ") and ("fail" in line or "redirected" in line):
+            assert "**MET**" in line, line
+
+
+def test_bench_figure_3_has_one_row_per_table_size(bench_output: str) -> None:
+    _header, *rows = table(section(bench_output, 3))
+    assert [row[0] for row in rows] == ["50", "200"]
+
+
+def test_bench_figure_4_looks_up_the_domain_in_at_most_one_query(bench_output: str) -> None:
+    _header, *rows = table(section(bench_output, 4))
+    by_kind = {row[0]: row for row in rows}
+    assert int(by_kind["domain lookup"][2]) <= 1  # max per POST
+
+
+def test_bench_figure_5_signs_in_under_gunicorn_without_errors(bench_output: str) -> None:
+    if importlib.util.find_spec("gunicorn") is None:
+        require("gunicorn is not installed (pip install -e .[e2e])")
+    header, *rows = table(section(bench_output, 5))
+    values = dict(zip(header, rows[0], strict=True))
+    assert int(values["succeeded"]) == int(values["sign-ins tried"]) > 0
+    assert int(values["errors"]) == 0
+    assert int(values["token calls"]) == int(values["succeeded"])
