@@ -189,8 +189,10 @@ else
 fi
 if [[ "$ENTRA" == 1 ]]; then
 	entra_domains=()
+	ENTRA_DOMAINS_SHOWN=""
 	for domain in ${ENTRA_DOMAIN//,/ }; do
 		entra_domains+=(--domain "$domain")
+		ENTRA_DOMAINS_SHOWN="${ENTRA_DOMAINS_SHOWN:+$ENTRA_DOMAINS_SHOWN or }@$domain"
 	done
 	quietly "adding the entra connector" site sso_connector add entra \
 		--issuer "$ENTRA_ISSUER" --client-id "$ENTRA_CLIENT_ID" \
@@ -287,7 +289,7 @@ EOF
 fi
 if [[ "$ENTRA" == 1 ]]; then
 	cat <<EOF
-  Entra ID    type an address @${ENTRA_DOMAIN//,/ or @} and sign in at Microsoft
+  Entra ID    type an address $ENTRA_DOMAINS_SHOWN and sign in at Microsoft
               redirect URI            $SITE_URL/sso/callback/entra/
               front-channel logout    $SITE_URL/sso/logout/frontchannel/entra/
 EOF
