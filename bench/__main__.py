@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         idp.close()
         connection.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    footer = f"Total run time: {time.perf_counter() - started:.0f} s.\n"
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    footer = (
+        f"Total run time: {time.perf_counter() - started:.0f} s; load average at the end: {load}.\n"
+    )
     print(footer)
     results = args.results
     if results is None and not cfg.quick:

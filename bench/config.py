@@ -39,6 +39,6 @@ class BenchConfig:
             connectors=10_000,
             hrd_posts=60,
             load_signins=300,
-            load_time_cap=15.0,
+            load_time_cap=10.0,
             page_views=300,
         )

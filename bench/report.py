@@ -87,8 +87,11 @@ def _version(dist: str) -> str:
 def machine_description(database: str) -> list[str]:
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return [
-        f"- Date: {now}",
+        f"- Date: {now}; load average at the start: "
+        + ", ".join(f"{value:.2f}" for value in load)
+        + " (1, 5, 15 min; other work on the machine shows here)",
         f"- CPUs (nproc): {nproc}; CPU model: {cpu_model()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"Django {_version('Django')}, mozilla-django-oidc {_version('mozilla-django-oidc')}, "

@@ -34,7 +34,7 @@ def bench_output() -> str:
         "--count-signins",
         str(SIGNINS),
         "--signins",
-        "3",
+        "5",
         "--rows",
         "50,200",
         "--logouts",
