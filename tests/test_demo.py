@@ -179,6 +179,8 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         with_signal(process, signal.SIGKILL)
         if process.poll() is None:
             process.wait(timeout=10)
+        # pytest keeps a few old tmp dirs; the logs are worth keeping, a venv is not.
+        shutil.rmtree(tmp_path / "run" / "venv", ignore_errors=True)
 
 
 def with_signal(process: subprocess.Popen[str], sig: signal.Signals) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -11,6 +14,7 @@ from django_entra_sso.models import Connector
 # The session key django-entra-sso sets to the slug of the connector a person
 # signed in through.
 CONNECTOR_SESSION_KEY = "entra_sso_connector"
+SSO_BACKEND = "django_entra_sso.backends.SSOBackend"
 
 BOOKS = [
     {"title": "Alice's Adventures in Wonderland", "author": "Lewis Carroll", "year": 1865},
@@ -27,14 +31,18 @@ def _connector_of(request: HttpRequest) -> Connector | None:
         found = Connector.objects.filter(slug=slug).first()
         if found is not None:
             return found
-    # A session from before the last sign-in: fall back to the linked identity.
-    identity = request.user.sso_identities.select_related("connector").first()  # type: ignore[union-attr]
+    if request.session.get(BACKEND_SESSION_KEY) != SSO_BACKEND:
+        return None  # signed in with a password (the admin)
+    # Signed in through SSO but the slug is gone (say, the connector was renamed):
+    # the identity the sign-in linked still names the connector.
+    user: Any = request.user  # the site's user model: it has sso_identities
+    identity = user.sso_identities.select_related("connector").order_by("-last_seen").first()
     return identity.connector if identity is not None else None
 
 
 def home(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {}
-    user = request.user
+    user: Any = request.user
     if user.is_authenticated:
         context = {
             "display_name": user.get_full_name() or user.get_username(),

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user_model = get_user_model()
+        user_model: Any = get_user_model()
         username = options["admin_username"]
         if user_model._default_manager.filter(username=username).exists():
             self.stdout.write(f"Admin account {username} exists; left as it is.")
