@@ -31,7 +31,8 @@ import requests
 
 from tests.conftest import require
 
-pytestmark = pytest.mark.multiprocess
+# The demo brings its own SQLite databases: the PostgreSQL pass need not run it again.
+pytestmark = [pytest.mark.multiprocess, pytest.mark.sqlite_only]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "example_project" / "demo.sh"
