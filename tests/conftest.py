@@ -31,6 +31,16 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _english_by_default() -> Iterator[None]:
+    """A request in Japanese must not leave Japanese switched on for the next test."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def fake_idp() -> Iterator[FakeIdP]:
     idp = FakeIdP()
