@@ -5,8 +5,10 @@
   point at pytest-django's ``live_server`` (``http://localhost:<port>``). The two hosts are
   different sites, so ``SameSite=Lax`` cookies behave as they do in production.
 * ``browser``: Debian's Chromium (``/usr/bin/chromium``, or ``ENTRA_SSO_E2E_CHROMIUM``) driven by
-  Playwright for Python; ``page`` is a fresh context (no cookies) per test.
-* ``e2e``: the site URL, both providers and helpers that drive their pages.
+  Playwright for Python, launched once per test module; ``page`` is a fresh context (no cookies)
+  per test.
+* ``e2e`` (op9 only) / ``e2e6`` (both): the site URL, the providers and helpers that drive
+  their pages; connectors are made per test (``transactional_db`` empties the tables after each).
 
 Missing node, ``npm ci`` or Chromium skip these tests locally and fail them under ``CI=true``
 (``tests.conftest.require``). Every browser wait is bounded by ``TIMEOUT_MS``.
@@ -39,7 +41,6 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 
 # Connectors of the suite: slug -> (provider version, client_id, email domain, response mode,
 # token endpoint auth method). Email domains are what the provider puts in ``email`` claims:
@@ -141,13 +142,15 @@ def op6(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield from _start_provider(6, OP6_DOMAIN, live_server, tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require(chromium_missing())
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an asyncio loop in this thread; Django refuses ORM calls
-    # from a thread with an event loop unless told that it is safe (it is: no coroutine here).
+    # Playwright's sync API keeps an asyncio loop running in this thread while it is open, and
+    # Django refuses ORM calls from a thread with a running loop unless told that it is safe (it
+    # is: no coroutine touches the database here). Module scope keeps both the loop and this
+    # setting away from the rest of the suite.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
@@ -290,17 +293,29 @@ def e2e6(
     return E2E(live_server.url, op9, op6)
 
 
-def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=full_page)
-    assert path.stat().st_size > 1000, f"{path} looks empty"
-    return path
+def _screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Tracked screenshots change only when asked for: ENTRA_SSO_E2E_SCREENSHOTS=docs/screenshots
+    # (relative to the repository root). Otherwise they go to pytest's temporary directory, so
+    # a test run leaves the work tree clean but still takes (and checks) every screenshot.
+    wanted = os.environ.get("ENTRA_SSO_E2E_SCREENSHOTS")
+    if wanted:
+        return REPO_ROOT / wanted
+    return tmp_path_factory.getbasetemp() / "screenshots"
 
 
 @pytest.fixture
-def save_screenshot() -> Any:
-    return screenshot
+def save_screenshot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``save_screenshot(page, "name.png", full_page=False)`` -> the file written."""
+    directory = _screenshot_dir(tmp_path_factory)
+
+    def save(page: Any, name: str, *, full_page: bool = False) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / name
+        page.screenshot(path=str(path), full_page=full_page)
+        assert path.stat().st_size > 1000, f"{path} looks empty"
+        return path
+
+    return save
 
 
 @pytest.fixture(name="new_page")
