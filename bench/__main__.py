@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     database = (
         f"PostgreSQL ({connection.settings_dict['HOST']})"
         if cfg.postgres
-        else "SQLite file in a fresh tmp dir (WAL for the load test), db session engine, "
-        "LocMem cache"
+        else "SQLite file in a fresh tmp dir (WAL journal), db session engine, LocMem cache"
     )
     header = [
         "# django-entra-sso benchmarks",
