@@ -44,7 +44,7 @@ class ConnectorForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("client_secret") and not self.instance.has_client_secret:
             self.add_error("client_secret", _("Enter the client secret from the IdP."))
         return data
