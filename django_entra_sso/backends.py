@@ -94,6 +94,7 @@ class SSOBackend(OIDCAuthenticationBackend):
         sso_connector: Connector | None = None,
         sso_code: str | None = None,
         sso_pending: PendingLogin | None = None,
+        sso_response_iss: str = "",
         **credentials: Any,
     ) -> Any:
         if sso_connector is None:
@@ -122,6 +123,12 @@ class SSOBackend(OIDCAuthenticationBackend):
         if not isinstance(id_token, str):
             raise SignInError("token_failed", "The token answer holds no id_token.", status=424)
         claims = self.check_id_token(id_token, nonce=sso_pending.nonce)
+        if sso_response_iss and sso_response_iss != claims.get("iss"):
+            # RFC 9207 for templated (Entra multi-tenant) issuers: the authorization
+            # response's iss could only be compared once the token named its tenant.
+            raise SignInError(
+                "wrong_callback", f"The response's iss {sso_response_iss!r} is not the token's."
+            )
         if isinstance(access_token, str):
             try:
                 check_access_token_hash(claims, access_token, alg_of(id_token))

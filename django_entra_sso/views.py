@@ -72,7 +72,7 @@ def iss_parameter_acceptable(iss: str, metadata: ProviderMetadata) -> bool:
     """RFC 9207: the authorization response names its issuer (IdP mix-up defence).
 
     A templated Entra issuer cannot be compared before the token names its
-    tenant; the ID token's own ``iss`` check covers that case.
+    tenant: the backend compares it with the checked ID token's ``iss``.
     """
     if not iss:
         return not metadata.iss_parameter_supported
@@ -249,17 +249,26 @@ class CallbackView(View):
         code_value = params.get("code", "")
         if not code_value:
             return error_response(request, "invalid_request", log=f"{slug}: no code")
-        return self.sign_in(request, connector, code_value, pending)
+        return self.sign_in(request, connector, code_value, pending, params.get("iss", ""))
 
     @method_decorator(sensitive_variables("code"))
     def sign_in(
-        self, request: HttpRequest, connector: Connector, code: str, pending: flow.PendingLogin
+        self,
+        request: HttpRequest,
+        connector: Connector,
+        code: str,
+        pending: flow.PendingLogin,
+        response_iss: str,
     ) -> HttpResponse:
         signed_in = False
         try:
             with transaction.atomic():
                 user = authenticate(
-                    request, sso_connector=connector, sso_code=code, sso_pending=pending
+                    request,
+                    sso_connector=connector,
+                    sso_code=code,
+                    sso_pending=pending,
+                    sso_response_iss=response_iss,
                 )
                 if user is None:
                     raise SignInError("refused", "authenticate() returned no user", status=403)

@@ -1,0 +1,89 @@
+"""A multi-tenant Entra ID connector (``common`` issuer) signing in through the views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+
+from django_entra_sso.models import Connector, EmailDomain, Identity
+from tests.conftest import SignIn, signed_in_user
+from tests.fakeidp import FakeIdP
+from tests.test_tokens import ENTRA_TEMPLATE, TENANT, entra_common_connector
+
+pytestmark = pytest.mark.django_db
+
+OID = "00000000-0000-0000-0000-00000000a11c"
+OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+@pytest.fixture
+def entra_idp() -> Iterator[FakeIdP]:
+    idp = FakeIdP(issuer_override=ENTRA_TEMPLATE)
+    idp.client_secret = "entra-secret"
+    yield idp
+    idp.close()
+
+
+@pytest.fixture
+def entra_connector(entra_idp: FakeIdP) -> Connector:
+    connector = entra_common_connector(entra_idp)
+    connector.client_secret = entra_idp.client_secret
+    connector.response_mode = "query"
+    connector.allowed_tenants = [TENANT]
+    connector.save()
+    EmailDomain.objects.create(domain="contoso.com", connector=connector)
+    return connector
+
+
+def tenant_claims(tid: str = TENANT, **more: str) -> dict[str, str]:
+    return {"iss": ENTRA_TEMPLATE.replace("{tenantid}", tid), "tid": tid, "oid": OID, **more}
+
+
+def test_multi_tenant_sign_in_keys_the_user_by_tenant_and_object_id(
+    client: Client, entra_idp: FakeIdP, entra_connector: Connector
+) -> None:
+    sign_in = SignIn(client, entra_idp)
+    response = sign_in(slug=entra_connector.slug, **tenant_claims())
+    assert response.status_code == 302
+    identity = Identity.objects.get()
+    assert identity.subject == OID
+    assert identity.tenant_id == TENANT
+    assert identity.issuer == f"https://login.microsoftonline.com/{TENANT}/v2.0"
+    first = signed_in_user(client)
+    client.logout()
+    # Entra's sub is pairwise per app and may differ; (tid, oid) still finds the user.
+    sign_in(slug=entra_connector.slug, sub="another-pairwise-sub", **tenant_claims())
+    assert signed_in_user(client).pk == first.pk
+
+
+def test_tenant_outside_the_allow_list_is_refused(
+    client: Client, entra_idp: FakeIdP, entra_connector: Connector
+) -> None:
+    response = SignIn(client, entra_idp)(slug=entra_connector.slug, **tenant_claims(OTHER_TENANT))
+    assert response.status_code == 400
+    assert signed_in_user(client) is None
+    assert not Identity.objects.exists()
+
+
+def test_response_iss_must_match_the_tokens_tenant(
+    client: Client, entra_idp: FakeIdP, entra_connector: Connector
+) -> None:
+    sign_in = SignIn(client, entra_idp)
+    params = entra_idp.authorize(sign_in.start(), **tenant_claims())
+    params["iss"] = ENTRA_TEMPLATE.replace("{tenantid}", OTHER_TENANT)
+    response = sign_in.callback(entra_connector.slug, params)
+    assert response.status_code == 400
+    assert b"different organization" in response.content
+    assert signed_in_user(client) is None
+
+
+def test_response_iss_of_the_tokens_tenant_is_accepted(
+    client: Client, entra_idp: FakeIdP, entra_connector: Connector
+) -> None:
+    sign_in = SignIn(client, entra_idp)
+    params = entra_idp.authorize(sign_in.start(), **tenant_claims())
+    params["iss"] = ENTRA_TEMPLATE.replace("{tenantid}", TENANT)
+    assert sign_in.callback(entra_connector.slug, params).status_code == 302
+    assert signed_in_user(client) is not None
