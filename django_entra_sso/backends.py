@@ -27,9 +27,9 @@ from . import providers
 from .conf import app_settings
 from .crypto import SecretDecryptionError
 from .flow import PendingLogin
-from .http import ProviderHTTPError, get_bearer_json, post_form
 from .metadata import MetadataError, ProviderMetadata, get_metadata
 from .models import Connector, EmailDomain, Identity
+from .provider_http import ProviderHTTPError, get_bearer_json, post_form
 from .signals import sso_user_created
 from .tokens import TokenError, alg_of, check_access_token_hash, check_id_token
 from .validation import domain_of_email

@@ -12,7 +12,7 @@ from .models import Connector
 
 class ConnectorForm(forms.ModelForm):
     client_secret = forms.CharField(
-        label=_("client secret"),
+        label=_("Client secret"),
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -42,6 +42,11 @@ class ConnectorForm(forms.ModelForm):
             "group_mapping",
             "extras",
         ]
+        # The JSON fields usually hold a short list or nothing: keep them small.
+        widgets = {
+            name: forms.Textarea(attrs={"rows": 2, "cols": 60})
+            for name in ("allowed_tenants", "group_mapping", "extras")
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

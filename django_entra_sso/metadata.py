@@ -24,7 +24,7 @@ from django.core.cache import caches
 
 from . import providers
 from .conf import app_settings
-from .http import ProviderHTTPError, get_json
+from .provider_http import ProviderHTTPError, get_json
 from .validation import DISCOVERY_SUFFIX
 
 if TYPE_CHECKING:
