@@ -280,13 +280,7 @@ class SSOBackend(OIDCAuthenticationBackend):
                 with transaction.atomic():
                     user = self.create_user(claims)
                     created = True
-                    Identity.objects.create(
-                        connector=connector,
-                        issuer=issuer,
-                        subject=subject,
-                        tenant_id=str(claims.get("tid", ""))[:64],
-                        user=user,
-                    )
+                    self.link_identity(user, issuer, subject, claims)
             except IntegrityError:
                 # A concurrent first sign-in of the same person won the race.
                 found = identity.first()
@@ -294,13 +288,7 @@ class SSOBackend(OIDCAuthenticationBackend):
                     raise
                 user, created = found.user, False
         else:
-            Identity.objects.create(
-                connector=connector,
-                issuer=issuer,
-                subject=subject,
-                tenant_id=str(claims.get("tid", ""))[:64],
-                user=user,
-            )
+            self.link_identity(user, issuer, subject, claims)
         user = self.update_user(user, claims)
         self.sync_groups(user, claims)
         if created:
@@ -312,6 +300,15 @@ class SSOBackend(OIDCAuthenticationBackend):
                 claims=claims,
             )
         return user
+
+    def link_identity(self, user: Any, issuer: str, subject: str, claims: dict[str, Any]) -> None:
+        Identity.objects.create(
+            connector=self.connector,
+            issuer=issuer,
+            subject=subject,
+            tenant_id=str(claims.get("tid", ""))[:64],
+            user=user,
+        )
 
     def linkable_user(self, claims: dict[str, Any]) -> Any:
         """An existing account to attach, when the connector allows and the IdP vouches."""

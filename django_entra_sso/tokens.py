@@ -160,6 +160,28 @@ def _check_common(
         raise TokenError("too_old", "The token was issued too long ago.")
 
 
+def _verify(
+    token: str,
+    *,
+    provider: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    allowed_tenants: Iterable[str],
+) -> dict[str, Any]:
+    """What ID tokens and logout tokens share: signature, iss, tenant, aud, azp, iat."""
+    leeway = app_settings.CLOCK_LEEWAY
+    claims = _verify_signature(token, metadata, leeway=leeway)
+    _check_common(
+        claims,
+        provider=provider,
+        metadata=metadata,
+        client_id=client_id,
+        allowed_tenants=allowed_tenants,
+        leeway=leeway,
+    )
+    return claims
+
+
 def check_id_token(
     token: str,
     *,
@@ -170,18 +192,15 @@ def check_id_token(
     allowed_tenants: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Verify an ID token and return its claims, or raise ``TokenError``."""
-    leeway = app_settings.CLOCK_LEEWAY
-    claims = _verify_signature(token, metadata, leeway=leeway)
-    if "exp" not in claims:
-        raise TokenError("missing_claim", "The token lacks 'exp'.")
-    _check_common(
-        claims,
+    claims = _verify(
+        token,
         provider=provider,
         metadata=metadata,
         client_id=client_id,
         allowed_tenants=allowed_tenants,
-        leeway=leeway,
     )
+    if "exp" not in claims:
+        raise TokenError("missing_claim", "The token lacks 'exp'.")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise TokenError("missing_claim", "The token has no subject (sub).")
@@ -214,15 +233,12 @@ def check_logout_token(
     allowed_tenants: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Verify a back-channel logout token and return its claims, or raise ``TokenError``."""
-    leeway = app_settings.CLOCK_LEEWAY
-    claims = _verify_signature(token, metadata, leeway=leeway)
-    _check_common(
-        claims,
+    claims = _verify(
+        token,
         provider=provider,
         metadata=metadata,
         client_id=client_id,
         allowed_tenants=allowed_tenants,
-        leeway=leeway,
     )
     events = claims.get("events")
     if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
