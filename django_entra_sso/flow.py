@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.cache import caches
 
+from .cache import sso_cache
 from .conf import app_settings
 
 PENDING_SESSION_KEY = "entra_sso_pending"
@@ -127,15 +127,11 @@ def start(
     return f"{authorization_endpoint}{separator}{urlencode(params)}"
 
 
-def _cache():  # type: ignore[no-untyped-def]
-    return caches[app_settings.CACHE_ALIAS]
-
-
 def stash_form_post(data: dict[str, str]) -> str:
     """Keep a form_post answer for the browser's follow-up GET; return the handle."""
     handle = secrets.token_urlsafe(24)
     kept = {name: data[name] for name in FORM_POST_FIELDS if name in data}
-    _cache().set(f"entra_sso:form_post:{handle}", kept, FORM_POST_TTL)
+    sso_cache().set(f"entra_sso:form_post:{handle}", kept, FORM_POST_TTL)
     return handle
 
 
@@ -144,7 +140,7 @@ def claim_form_post(handle: str) -> dict[str, str] | None:
     if not isinstance(handle, str) or not 10 <= len(handle) <= 64:
         return None
     key = f"entra_sso:form_post:{handle}"
-    cache = _cache()
+    cache = sso_cache()
     data = cache.get(key)
     if data is not None:
         cache.delete(key)

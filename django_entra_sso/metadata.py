@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jwt
-from django.core.cache import caches
 
 from . import providers
+from .cache import tolerant_add, tolerant_get, tolerant_set
 from .conf import app_settings
 from .provider_http import ProviderHTTPError, get_json
 from .validation import DISCOVERY_SUFFIX
@@ -74,19 +74,16 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + DISCOVERY_SUFFIX
 
 
-def _cache():  # type: ignore[no-untyped-def]
-    return caches[app_settings.CACHE_ALIAS]
-
-
 def _key(kind: str, url: str) -> str:
     return f"entra_sso:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
 
 
 def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str, Any], float]:
     """Return ``(document, fetched_at)``, from the cache when fresh enough."""
-    cache = _cache()
     key = _key(kind, url)
-    entry = cache.get(key)
+    entry = tolerant_get(key)
+    if not (isinstance(entry, dict) and {"doc", "fetched_at"} <= entry.keys()):
+        entry = None
     now = time.time()
     if entry and not force and now - entry["fetched_at"] < app_settings.METADATA_CACHE_TTL:
         return entry["doc"], entry["fetched_at"]
@@ -97,7 +94,7 @@ def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str
             logger.warning("Serving a cached %s for %s: %s", kind, url, exc)
             return entry["doc"], entry["fetched_at"]
         raise MetadataError(str(exc)) from exc
-    cache.set(key, {"doc": doc, "fetched_at": now}, app_settings.METADATA_STALE_TTL)
+    tolerant_set(key, {"doc": doc, "fetched_at": now}, app_settings.METADATA_STALE_TTL)
     return doc, now
 
 
@@ -167,7 +164,9 @@ def get_signing_keys(metadata: ProviderMetadata, *, force: bool = False) -> list
 def refresh_allowed(metadata: ProviderMetadata) -> bool:
     """May an unknown ``kid`` cause a JWKS fetch now? (rate limited per issuer)"""
     floor = app_settings.JWKS_REFRESH_FLOOR
-    return bool(_cache().add(_key("jwks-refresh", metadata.jwks_uri), 1, max(floor, 1)))
+    # Without a cache the floor cannot be kept: refuse the refresh rather than
+    # let forged kids drive unbounded fetches.
+    return bool(tolerant_add(_key("jwks-refresh", metadata.jwks_uri), 1, max(floor, 1)))
 
 
 def find_signing_key(metadata: ProviderMetadata, kid: str | None, alg: str) -> jwt.PyJWK | None:

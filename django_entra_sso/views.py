@@ -6,12 +6,12 @@ Views turn requests into calls on ``flow``, ``backends``, ``tokens`` and
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth import authenticate, login, logout
-from django.core.cache import caches
 from django.db import DatabaseError, transaction
 from django.http import (
     HttpRequest,
@@ -35,6 +35,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from . import flow, links, providers
 from .backends import SignInError
+from .cache import tolerant_add
 from .conf import app_settings
 from .errors import MESSAGES, error_response
 from .metadata import MetadataError, ProviderMetadata, get_metadata
@@ -439,10 +440,12 @@ class BackchannelLogoutView(View):
             return self.refuse("invalid_request", f"{slug}: {exc}")
         jti = claims.get("jti")
         if isinstance(jti, str) and jti:
-            key = f"entra_sso:jti:{connector.pk}:{jti}"[:200]
-            if not caches[app_settings.CACHE_ALIAS].add(
-                key, 1, app_settings.LOGOUT_TOKEN_REPLAY_TTL
-            ):
+            digest = hashlib.sha256(jti.encode()).hexdigest()
+            first_use = tolerant_add(
+                f"entra_sso:jti:{connector.pk}:{digest}", 1, app_settings.LOGOUT_TOKEN_REPLAY_TTL
+            )
+            # None: the cache is down. Ending the sessions anyway is the safe side.
+            if first_use is False:
                 return self.refuse("invalid_request", f"{slug}: logout token replayed")
         sid, sub = claims.get("sid"), claims.get("sub")
         if isinstance(sid, str) and sid:

@@ -1,0 +1,46 @@
+"""The cache this app keeps its state in (``ENTRA_SSO_CACHE_ALIAS``).
+
+``tolerant_*`` calls are for what can be done without the cache, only slower or
+with less protection (provider metadata, the JWKS refresh floor, logout token
+replay markers): when the cache is down they log and carry on instead of
+turning a sign-in or a logout into a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+
+from .conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+
+def sso_cache() -> BaseCache:
+    return caches[app_settings.CACHE_ALIAS]
+
+
+def tolerant_get(key: str) -> Any:
+    try:
+        return sso_cache().get(key)
+    except Exception as exc:  # noqa: BLE001 - a cache outage degrades, it does not fail
+        logger.warning("Cache read of %s failed: %r", key, exc)
+        return None
+
+
+def tolerant_set(key: str, value: Any, timeout: int) -> None:
+    try:
+        sso_cache().set(key, value, timeout)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Cache write of %s failed: %r", key, exc)
+
+
+def tolerant_add(key: str, value: Any, timeout: int) -> bool | None:
+    """``cache.add``: ``True`` when added, ``False`` when present, ``None`` when the cache failed."""
+    try:
+        return bool(sso_cache().add(key, value, timeout))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Cache add of %s failed: %r", key, exc)
+        return None
