@@ -77,6 +77,8 @@ export ENTRA_SSO_TEST_REDIS_URL="redis://127.0.0.1:6379/0"
 log "ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
+log "mypy"
+"$PY" -m mypy django_entra_sso
 
 # --- tests -------------------------------------------------------------------------
 log "pytest on SQLite"
