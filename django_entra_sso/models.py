@@ -48,7 +48,7 @@ class Connector(models.Model):
         max_length=500,
         help_text=_(
             "The issuer URL without /.well-known/openid-configuration, e.g. "
-            "https://login.microsoftonline.com/<tenant ID>/v2.0."
+            "https://login.microsoftonline.com/TENANT-ID/v2.0."
         ),
     )
     client_id = models.CharField(_("client ID"), max_length=255)
