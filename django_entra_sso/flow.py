@@ -25,8 +25,10 @@ from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.base import SessionBase
 
+from . import providers
 from .cache import sso_cache
 from .conf import app_settings
+from .metadata import ProviderMetadata
 
 PENDING_SESSION_KEY = "entra_sso_pending"
 FORM_POST_TTL = 120
@@ -149,3 +151,14 @@ def claim_form_post(handle: str) -> dict[str, str] | None:
 
 def random_state() -> str:
     return secrets.token_urlsafe(16)
+
+
+def response_issuer_acceptable(iss: str, metadata: ProviderMetadata) -> bool:
+    """RFC 9207: the authorization response names its issuer (IdP mix-up defence).
+
+    A templated Entra issuer cannot be compared before the token names its
+    tenant: the backend compares it with the checked ID token's ``iss``.
+    """
+    if not iss:
+        return not metadata.iss_parameter_supported
+    return iss == metadata.issuer or providers.ENTRA_TENANT_PLACEHOLDER in metadata.issuer

@@ -38,7 +38,7 @@ from .backends import SignInError
 from .cache import tolerant_add
 from .conf import app_settings
 from .errors import MESSAGES, error_response
-from .metadata import MetadataError, ProviderMetadata, get_metadata
+from .metadata import MetadataError, get_metadata
 from .models import Connector, EmailDomain
 from .sessions import (
     CONNECTOR_SESSION_KEY,
@@ -67,17 +67,6 @@ def safe_next(request: HttpRequest, value: Any) -> str:
     if not url_has_allowed_host_and_scheme(value, allowed_hosts=None):
         return ""
     return value
-
-
-def iss_parameter_acceptable(iss: str, metadata: ProviderMetadata) -> bool:
-    """RFC 9207: the authorization response names its issuer (IdP mix-up defence).
-
-    A templated Entra issuer cannot be compared before the token names its
-    tenant: the backend compares it with the checked ID token's ``iss``.
-    """
-    if not iss:
-        return not metadata.iss_parameter_supported
-    return iss == metadata.issuer or providers.ENTRA_TENANT_PLACEHOLDER in metadata.issuer
 
 
 def _param(data: Any, name: str) -> str:
@@ -233,7 +222,7 @@ class CallbackView(View):
             metadata = get_metadata(connector)
         except MetadataError as exc:
             return error_response(request, "provider_unreachable", log=f"{slug}: {exc}")
-        if not iss_parameter_acceptable(params.get("iss", ""), metadata):
+        if not flow.response_issuer_acceptable(params.get("iss", ""), metadata):
             return error_response(
                 request, "wrong_callback", log=f"{slug}: iss {params.get('iss')!r}"
             )
