@@ -175,6 +175,27 @@ MESSAGES = {
 }
 
 
+#: Error codes an IdP may send to the redirect URI, each with a page of its own
+#: (OAuth 2.0 §4.1.2.1, OpenID Connect Core §3.1.2.6, Microsoft's table).
+IDP_ERROR_PAGES = {
+    "access_denied": "access_denied",
+    "invalid_request": "invalid_request",
+    "unauthorized_client": "unauthorized_client",
+    "unsupported_response_type": "unsupported_response_type",
+    "invalid_resource": "invalid_resource",
+    "server_error": "server_error",
+    "temporarily_unavailable": "temporarily_unavailable",
+    "interaction_required": "interaction_required",
+    "login_required": "interaction_required",
+    "consent_required": "interaction_required",
+}
+
+
+def page_for_idp_error(error: str) -> str:
+    """The page for an IdP's ``error``; codes we do not know get a generic one."""
+    return IDP_ERROR_PAGES.get(error, "idp_error")
+
+
 def error_response(
     request: HttpRequest, code: str, *, log: str = "", status: int | None = None
 ) -> HttpResponse:

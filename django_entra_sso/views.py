@@ -37,7 +37,7 @@ from . import flow, links, providers
 from .backends import SignInError
 from .cache import tolerant_add
 from .conf import app_settings
-from .errors import MESSAGES, error_response
+from .errors import error_response, page_for_idp_error
 from .metadata import MetadataError, get_metadata
 from .models import Connector, EmailDomain
 from .sessions import (
@@ -228,12 +228,9 @@ class CallbackView(View):
             )
         error = params.get("error", "")
         if error:
-            code = error if error in MESSAGES and error not in _OWN_CODES else "idp_error"
-            if error in ("login_required", "consent_required"):
-                code = "interaction_required"
             return error_response(
                 request,
-                code,
+                page_for_idp_error(error),
                 log=f"{slug}: IdP error {error!r}: {params.get('error_description', '')[:500]!r}",
             )
         code_value = params.get("code", "")
@@ -291,23 +288,6 @@ class CallbackView(View):
                 request.session.flush()
             except Exception:
                 logger.exception("Could not flush the session after a failed sign-in")
-
-
-_OWN_CODES = {
-    code
-    for code in MESSAGES
-    if code
-    not in {
-        "access_denied",
-        "invalid_request",
-        "unauthorized_client",
-        "unsupported_response_type",
-        "invalid_resource",
-        "server_error",
-        "temporarily_unavailable",
-        "interaction_required",
-    }
-}
 
 
 @method_decorator(never_cache, name="dispatch")
