@@ -6,7 +6,8 @@
 #   ./scripts/run-tests.sh -k signin    extra arguments go to pytest (both database runs)
 #   SKIP_SYSTEM_INSTALL=1 ...           do not apt-get (you installed chromium, postgresql,
 #                                       redis-server and nodejs yourself)
-#   SKIP_POSTGRES=1 ...                 SQLite run only
+#   SKIP_POSTGRES=1 ...                 no PostgreSQL pass
+#   SKIP_DJANGO42=1 ...                 no Django 4.2 LTS pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -86,5 +87,17 @@ log "pytest on SQLite"
 if [ -z "${SKIP_POSTGRES:-}" ]; then
   log "pytest on PostgreSQL"
   ENTRA_SSO_TEST_DB=postgres "$PY" -m pytest -m "not sqlite_only" -p no:cacheprovider "$@"
+fi
+# Django 4.2 LTS: the app's own suite once more (the browser, demo and benchmark
+# tests exercise the same code paths and stay on the newest Django).
+if [ -z "${SKIP_DJANGO42:-}" ]; then
+  log "pytest on Django 4.2 LTS (SQLite)"
+  if [ ! -x "$ROOT/.venv-django42/bin/python" ]; then
+    python3 -m venv "$ROOT/.venv-django42"
+  fi
+  "$ROOT/.venv-django42/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$ROOT/.venv-django42/bin/python" -m pip install -q "Django>=4.2,<5.0" -e ".[test]" redis
+  "$ROOT/.venv-django42/bin/python" -m pytest -p no:cacheprovider \
+    --ignore=tests/e2e --ignore=tests/test_demo.py --ignore=tests/test_bench_smoke.py "$@"
 fi
 log "all tests passed"
