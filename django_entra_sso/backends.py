@@ -64,28 +64,30 @@ class SSOBackend(OIDCAuthenticationBackend):
         Before a connector is chosen (Django builds backends for every request)
         the library's own defaults are returned, so no ``OIDC_*`` setting is needed.
         """
-        connector, metadata = self.connector, self.metadata
-        if connector is not None and metadata is not None:
-            values = {
-                "OIDC_OP_TOKEN_ENDPOINT": metadata.token_endpoint,
-                "OIDC_OP_USER_ENDPOINT": metadata.userinfo_endpoint,
-                "OIDC_OP_JWKS_ENDPOINT": metadata.jwks_uri,
-                "OIDC_RP_CLIENT_ID": connector.client_id,
-                "OIDC_RP_CLIENT_SECRET": connector.client_secret,
-                "OIDC_RP_SCOPES": " ".join(connector.scopes),
-            }
-            if attr in values:
-                return values[attr]
+        values = self._connector_settings()
+        if attr in values:
+            return values[attr]
         return args[0] if args else None
 
+    def _connector_settings(self) -> dict[str, Any]:
+        connector, metadata = self.connector, self.metadata
+        if connector is None or metadata is None:
+            return {}
+        return {
+            "OIDC_OP_TOKEN_ENDPOINT": metadata.token_endpoint,
+            "OIDC_OP_USER_ENDPOINT": metadata.userinfo_endpoint,
+            "OIDC_OP_JWKS_ENDPOINT": metadata.jwks_uri,
+            "OIDC_RP_CLIENT_ID": connector.client_id,
+            "OIDC_RP_CLIENT_SECRET": connector.client_secret,
+            "OIDC_RP_SCOPES": " ".join(connector.scopes),
+        }
+
     def configure(self, connector: Connector) -> None:
+        """Point the backend (and mozilla-django-oidc's attributes) at ``connector``."""
         self.connector = connector
         self.metadata = get_metadata(connector)
-        self.OIDC_OP_TOKEN_ENDPOINT = self.metadata.token_endpoint
-        self.OIDC_OP_USER_ENDPOINT = self.metadata.userinfo_endpoint
-        self.OIDC_OP_JWKS_ENDPOINT = self.metadata.jwks_uri
-        self.OIDC_RP_CLIENT_ID = connector.client_id
-        self.OIDC_RP_CLIENT_SECRET = connector.client_secret
+        for name, value in self._connector_settings().items():
+            setattr(self, name, value)
 
     # -- authenticate -----------------------------------------------------------
     def authenticate(  # type: ignore[override]

@@ -125,8 +125,32 @@ def start(
     if response_mode != "query":
         params["response_mode"] = response_mode
     params.update({k: v for k, v in extra_params.items() if v})
-    separator = "&" if "?" in authorization_endpoint else "?"
-    return f"{authorization_endpoint}{separator}{urlencode(params)}"
+    return with_query(authorization_endpoint, params)
+
+
+def with_query(endpoint: str, params: dict[str, str]) -> str:
+    """``endpoint`` with ``params`` added, keeping any query it already has."""
+    separator = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{separator}{urlencode(params)}"
+
+
+def end_session_url(
+    end_session_endpoint: str,
+    *,
+    client_id: str,
+    post_logout_redirect_uri: str,
+    id_token_hint: str | None,
+    logout_hint: str | None,
+) -> str:
+    """RP-initiated logout: where to send the browser to sign out at the IdP."""
+    params = {"post_logout_redirect_uri": post_logout_redirect_uri, "client_id": client_id}
+    if id_token_hint:
+        params["id_token_hint"] = id_token_hint
+    if logout_hint:
+        # Entra's logout_hint (the login_hint claim) skips its account picker.
+        params["logout_hint"] = logout_hint
+    params["state"] = secrets.token_urlsafe(16)
+    return with_query(end_session_endpoint, params)
 
 
 def stash_form_post(data: dict[str, str]) -> str:
@@ -147,10 +171,6 @@ def claim_form_post(handle: str) -> dict[str, str] | None:
     if data is not None:
         cache.delete(key)
     return data if isinstance(data, dict) else None
-
-
-def random_state() -> str:
-    return secrets.token_urlsafe(16)
 
 
 def response_issuer_acceptable(iss: str, metadata: ProviderMetadata) -> bool:

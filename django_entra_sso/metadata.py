@@ -62,10 +62,6 @@ class ProviderMetadata:
         )
 
     @property
-    def code_challenge_methods_supported(self) -> list[str]:
-        return list(self.raw.get("code_challenge_methods_supported") or [])
-
-    @property
     def iss_parameter_supported(self) -> bool:
         return self.raw.get("authorization_response_iss_parameter_supported") is True
 

@@ -47,7 +47,6 @@ from .sessions import (
     bind_session,
     end_sessions_for_sid,
     end_sessions_for_subject,
-    forget_session,
 )
 from .signals import sso_signed_in, sso_signed_out
 from .tokens import TokenError, check_logout_token
@@ -308,8 +307,7 @@ class LogoutView(View):
         session_key = session.session_key
         user = request.user if request.user.is_authenticated else None
         connector = Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
-        forget_session(session_key)
-        logout(request)
+        logout(request)  # its user_logged_out signal drops the session's SSOSession rows
         post_logout = request.build_absolute_uri(resolve_url(app_settings.POST_LOGOUT_REDIRECT_URL))
         if connector is None:
             return HttpResponseRedirect(post_logout)
@@ -328,14 +326,15 @@ class LogoutView(View):
             end_session_endpoint = None
         if not end_session_endpoint:
             return HttpResponseRedirect(post_logout)
-        params = {"post_logout_redirect_uri": post_logout, "client_id": connector.client_id}
-        if isinstance(id_token, str):
-            params["id_token_hint"] = id_token
-        if isinstance(login_hint, str):
-            params["logout_hint"] = login_hint
-        params["state"] = flow.random_state()
-        separator = "&" if "?" in end_session_endpoint else "?"
-        return HttpResponseRedirect(f"{end_session_endpoint}{separator}{urlencode(params)}")
+        return HttpResponseRedirect(
+            flow.end_session_url(
+                end_session_endpoint,
+                client_id=connector.client_id,
+                post_logout_redirect_uri=post_logout,
+                id_token_hint=id_token if isinstance(id_token, str) else None,
+                logout_hint=login_hint if isinstance(login_hint, str) else None,
+            )
+        )
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:

@@ -48,20 +48,25 @@ def fake_idp() -> Iterator[FakeIdP]:
     idp.close()
 
 
-@pytest.fixture
-def connector(db: Any, fake_idp: FakeIdP) -> Connector:
+def make_connector(idp: FakeIdP, slug: str, name: str, domain: str) -> Connector:
+    """A query-mode OIDC connector at the fake IdP, owning one email domain."""
     c = Connector(
-        slug="contoso",
-        name="Contoso",
+        slug=slug,
+        name=name,
         provider="oidc",
-        issuer=fake_idp.issuer,
-        client_id=fake_idp.client_id,
+        issuer=idp.issuer,
+        client_id=idp.client_id,
         response_mode="query",
     )
-    c.client_secret = fake_idp.client_secret
+    c.client_secret = idp.client_secret
     c.save()
-    EmailDomain.objects.create(domain="contoso.com", connector=c)
+    EmailDomain.objects.create(domain=domain, connector=c)
     return c
+
+
+@pytest.fixture
+def connector(db: Any, fake_idp: FakeIdP) -> Connector:
+    return make_connector(fake_idp, "contoso", "Contoso", "contoso.com")
 
 
 def query_of(url: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from django.test import Client
 
 from django_entra_sso.backends import SignInError, SSOBackend
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
-from tests.conftest import SignIn, signed_in_user
+from tests.conftest import SignIn, make_connector, signed_in_user
 from tests.fakeidp import FakeIdP, Fault
 
 pytestmark = pytest.mark.django_db
@@ -50,18 +50,7 @@ def assert_not_signed_in(client: Client, response: Any) -> None:
 @pytest.fixture
 def fabrikam(db: Any, fake_idp: FakeIdP) -> Connector:
     """A second connector (same IdP software, its own slug) owning fabrikam.com."""
-    other = Connector(
-        slug="fabrikam",
-        name="Fabrikam",
-        provider="oidc",
-        issuer=fake_idp.issuer,
-        client_id=fake_idp.client_id,
-        response_mode="query",
-    )
-    other.client_secret = fake_idp.client_secret
-    other.save()
-    EmailDomain.objects.create(domain="fabrikam.com", connector=other)
-    return other
+    return make_connector(fake_idp, "fabrikam", "Fabrikam", "fabrikam.com")
 
 
 # -- the ID token ----------------------------------------------------------------------
