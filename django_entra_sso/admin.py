@@ -13,8 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .forms import ConnectorForm
-from .metadata import check_connection
 from .models import Connector, EmailDomain, Identity, SSOSession
+from .oidc.metadata import check_connection
 
 
 class EmailDomainInline(admin.TabularInline):
@@ -50,8 +50,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "use_userinfo",
                     "allowed_tenants",
                     "group_mapping",
-                    "extras",
-                )
+                        )
             },
         ),
     )

@@ -1,4 +1,8 @@
-"""The cache this app keeps its state in (``ENTRA_SSO_CACHE_ALIAS``).
+"""The cache this app keeps its state in (``ENTRA_SSO_CACHE_ALIAS``), and its keys.
+
+Every key is built by ``cache_key`` so that all of them share one prefix and fit
+any cache backend (memcached refuses keys over 250 characters or with spaces,
+and URLs and token ids are neither short nor tame).
 
 ``tolerant_*`` calls are for what can be done without the cache, only slower or
 with less protection (provider metadata, the JWKS refresh floor, logout token
@@ -8,6 +12,7 @@ turning a sign-in or a logout into a 500.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -20,6 +25,12 @@ logger = logging.getLogger(__name__)
 
 def sso_cache() -> BaseCache:
     return caches[app_settings.CACHE_ALIAS]
+
+
+def cache_key(kind: str, *parts: str) -> str:
+    """``entra_sso:<kind>:<digest of parts>``: what is kept, and for which thing."""
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:40]
+    return f"entra_sso:{kind}:{digest}"
 
 
 def tolerant_get(key: str) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .crypto import keys_usable
@@ -14,19 +15,36 @@ BACKEND = "django_entra_sso.backends.SSOBackend"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
+def _first_sso_backend(backends: list[str]) -> int | None:
+    """Where ``SSOBackend`` or a subclass of it stands in ``backends``, or ``None``."""
+    from .backends import SSOBackend
+
+    for position, path in enumerate(backends):
+        try:
+            backend = import_string(path)
+        except ImportError:
+            continue  # Django's own checks and login() report a path that does not import.
+        if isinstance(backend, type) and issubclass(backend, SSOBackend):
+            return position
+    return None
+
+
 @register(Tags.security, Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     errors: list[Any] = []
-    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
-    if BACKEND not in backends:
+    backends = [str(path) for path in getattr(settings, "AUTHENTICATION_BACKENDS", [])]
+    sso_position = _first_sso_backend(backends)
+    if sso_position is None:
         errors.append(
             Error(
-                "django_entra_sso.backends.SSOBackend is not in AUTHENTICATION_BACKENDS.",
-                hint=f'Add "{BACKEND}" to AUTHENTICATION_BACKENDS, before ModelBackend.',
+                "Neither django_entra_sso.backends.SSOBackend nor a subclass of it is in "
+                "AUTHENTICATION_BACKENDS.",
+                hint=f'Add "{BACKEND}" (or your subclass) to AUTHENTICATION_BACKENDS, '
+                "before ModelBackend.",
                 id="django_entra_sso.E001",
             )
         )
-    elif MODEL_BACKEND in backends and backends.index(MODEL_BACKEND) < backends.index(BACKEND):
+    elif MODEL_BACKEND in backends and backends.index(MODEL_BACKEND) < sso_position:
         errors.append(
             Warning(
                 "ModelBackend comes before SSOBackend in AUTHENTICATION_BACKENDS, so SSO-only "

@@ -191,6 +191,19 @@ IDP_ERROR_PAGES = {
 }
 
 
+class SignInError(Exception):
+    """A sign-in cannot go on; any layer may raise it, the view shows its page.
+
+    ``code`` picks the page (a key of ``MESSAGES``) and with it the status; the
+    exception's own message is for the log only.
+    """
+
+    def __init__(self, code: str, message: str = "", *, status: int | None = None):
+        super().__init__(message or code)
+        self.code = code
+        self.status = status or MESSAGES.get(code, MESSAGES["idp_error"])[3]
+
+
 def page_for_idp_error(error: str) -> str:
     """The page for an IdP's ``error``; codes we do not know get a generic one."""
     return IDP_ERROR_PAGES.get(error, "idp_error")

@@ -40,12 +40,11 @@ class ConnectorForm(forms.ModelForm):
             "create_users",
             "use_userinfo",
             "group_mapping",
-            "extras",
         ]
         # The JSON fields usually hold a short list or nothing: keep them small.
         widgets = {
             name: forms.Textarea(attrs={"rows": 2, "cols": 60})
-            for name in ("allowed_tenants", "group_mapping", "extras")
+            for name in ("allowed_tenants", "group_mapping")
         }
 
     def clean(self) -> dict[str, Any]:

@@ -107,7 +107,6 @@ class Connector(models.Model):
             '{"readers-guid": ["Readers"]}. Mapped groups are kept in sync at each sign-in.'
         ),
     )
-    extras = models.JSONField(_("provider extras"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -172,8 +171,6 @@ class Connector(models.Model):
             )
         if not isinstance(self.group_mapping, dict):
             errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
-        if not isinstance(self.extras, dict):
-            errors["extras"] = _("Enter a JSON object.")
         if errors:
             raise ValidationError(errors)
 

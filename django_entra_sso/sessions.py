@@ -1,4 +1,8 @@
-"""The index from what an IdP names (sid, sub) to Django sessions, and ending them.
+"""Binding a signed-in browser to its IdP session, and ending sessions; no protocol here.
+
+A sign-in's Django session is recorded in the ``SSOSession`` index under what
+the IdP will name it by later (``sid``, ``subject``), with what the adapter
+needs to end the IdP session (``sign_out``) kept in the session itself.
 
 Works with any server-side session engine (``db``, ``cache``, ``cached_db``,
 ``file``): a session is ended through the engine's own ``SessionStore.delete``,
@@ -22,15 +26,17 @@ from django.utils import timezone
 
 from .models import Connector, SSOSession
 from .signals import sso_signed_out
+from .verified import IdPSession
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
-ID_TOKEN_SESSION_KEY = "entra_sso_id_token"
+#: The slug of the connector the session signed in through (read by sites too).
 CONNECTOR_SESSION_KEY = "entra_sso_connector"
-LOGIN_HINT_SESSION_KEY = "entra_sso_login_hint"
+#: The adapter's ``IdPSession.sign_out``: what ending the IdP session will need.
+SIGN_OUT_SESSION_KEY = "entra_sso_sign_out"
 
 
 def session_store_class() -> type[SessionBase]:
@@ -38,29 +44,33 @@ def session_store_class() -> type[SessionBase]:
 
 
 def bind_session(
-    request: HttpRequest,
-    connector: Connector,
-    user: AbstractBaseUser,
-    claims: dict[str, Any],
-    id_token: str,
+    request: HttpRequest, connector: Connector, user: AbstractBaseUser, idp_session: IdPSession
 ) -> SSOSession:
     """Remember which IdP session this (already cycled) Django session belongs to."""
     session = request.session
-    session[ID_TOKEN_SESSION_KEY] = id_token
     session[CONNECTOR_SESSION_KEY] = connector.slug
-    login_hint = claims.get("login_hint")
-    if isinstance(login_hint, str):
-        session[LOGIN_HINT_SESSION_KEY] = login_hint
+    session[SIGN_OUT_SESSION_KEY] = dict(idp_session.sign_out)
     if session.session_key is None:
         session.save()
-    sid = claims.get("sid")
     return SSOSession.objects.create(
         connector=connector,
-        sid=sid if isinstance(sid, str) else "",
-        subject=str(claims["sub"]),
+        sid=idp_session.sid,
+        subject=idp_session.subject,
         session_key=session.session_key,
         user=user,
     )
+
+
+def signed_in_connector(request: HttpRequest) -> Connector | None:
+    """The connector this browser's session signed in through; ``None`` for other sessions."""
+    slug = request.session.get(CONNECTOR_SESSION_KEY)
+    return Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+
+
+def sign_out_hints(request: HttpRequest) -> dict[str, Any]:
+    """What the adapter kept at sign-in to end the IdP session (``IdPSession.sign_out``)."""
+    hints = request.session.get(SIGN_OUT_SESSION_KEY)
+    return dict(hints) if isinstance(hints, dict) else {}
 
 
 def _end(rows: list[SSOSession], *, reason: str, request: HttpRequest | None) -> int:
@@ -105,6 +115,19 @@ def end_sessions_for_subject(
     if not subject:
         return 0
     return _end(_bound_rows(connector, subject=subject), reason=reason, request=request)
+
+
+def end_idp_session(
+    connector: Connector,
+    idp_session: IdPSession,
+    *,
+    reason: str,
+    request: HttpRequest | None = None,
+) -> int:
+    """End what the IdP says has ended: its session when it names one, else the person's."""
+    if idp_session.sid:
+        return end_sessions_for_sid(connector, idp_session.sid, reason=reason, request=request)
+    return end_sessions_for_subject(connector, idp_session.subject, reason=reason, request=request)
 
 
 def forget_session(session_key: str | None) -> None:

@@ -1,12 +1,13 @@
 """Sign-in, callback, sign-out, front- and back-channel logout, third-party initiation.
 
-Views turn requests into calls on ``flow``, ``backends``, ``tokens`` and
-``sessions`` and turn failures into the error page; the protocol lives there.
+Views are thin: they parse the request, call the protocol adapter (``oidc.adapter``)
+outside any database transaction, and then, for a sign-in, open one short
+transaction for ``accounts`` (through ``authenticate``), ``login`` and ``sessions``.
+Refusals become the error page of ``errors``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -33,28 +34,24 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import flow, links, providers
-from .backends import SignInError
-from .cache import tolerant_add
 from .conf import app_settings
-from .errors import error_response, page_for_idp_error
-from .metadata import MetadataError, get_metadata
+from .errors import SignInError, error_response
 from .models import Connector, EmailDomain
+from .oidc import adapter, flow
+from .oidc.metadata import MetadataError
+from .oidc.tokens import TokenError
 from .sessions import (
-    CONNECTOR_SESSION_KEY,
-    ID_TOKEN_SESSION_KEY,
-    LOGIN_HINT_SESSION_KEY,
     bind_session,
+    end_idp_session,
     end_sessions_for_sid,
-    end_sessions_for_subject,
+    sign_out_hints,
+    signed_in_connector,
 )
 from .signals import sso_signed_in, sso_signed_out
-from .tokens import TokenError, check_logout_token
 from .validation import domain_of_email
+from .verified import VerifiedSignIn
 
 logger = logging.getLogger(__name__)
-
-BACKEND_PATH = "django_entra_sso.backends.SSOBackend"
 
 
 def safe_next(request: HttpRequest, value: Any) -> str:
@@ -76,31 +73,17 @@ def _param(data: Any, name: str) -> str:
 def _start_sign_in(
     request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
 ) -> HttpResponse:
-    if not connector.enabled:
-        return error_response(request, "disabled")
     try:
-        metadata = get_metadata(connector)
-    except MetadataError as exc:
-        return error_response(request, "provider_unreachable", log=f"{connector.slug}: {exc}")
-    domain = domain_of_email(login_hint) if login_hint else None
-    url = flow.start(
-        request.session,
-        connector_slug=connector.slug,
-        authorization_endpoint=metadata.authorization_endpoint,
-        client_id=connector.client_id,
-        redirect_uri=links.redirect_uri(request, connector),
-        scopes=connector.scopes,
-        response_mode=connector.effective_response_mode,
-        next_url=next_url,
-        extra_params={
-            "login_hint": login_hint,
-            "prompt": connector.prompt,
-            **providers.authorize_extras(connector.provider, domain),
-        },
-    )
+        url = adapter.start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)
+    except SignInError as exc:
+        return _refused(request, connector, exc)
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _refused(request: HttpRequest, connector: Connector, exc: SignInError) -> HttpResponse:
+    return error_response(request, exc.code, log=f"{connector.slug}: {exc}", status=exc.status)
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -203,70 +186,32 @@ class CallbackView(View):
             params = {name: _param(request.GET, name) for name in flow.FORM_POST_FIELDS}
         return self.complete(request, slug, params)
 
-    @method_decorator(sensitive_variables("params", "code"))
+    @method_decorator(sensitive_variables("params"))
     def complete(self, request: HttpRequest, slug: str, params: dict[str, str]) -> HttpResponse:
         connector = Connector.objects.filter(slug=slug).first()
         if connector is None:
             return error_response(request, "unknown_connector")
-        pending = flow.take(request.session, params.get("state", ""))
-        if pending is None:
-            return error_response(request, "invalid_state", log=f"{slug}: unknown state")
-        if pending.connector != connector.slug:
-            return error_response(
-                request, "wrong_callback", log=f"state of {pending.connector} came back to {slug}"
-            )
-        if not connector.enabled:
-            return error_response(request, "disabled")
         try:
-            metadata = get_metadata(connector)
-        except MetadataError as exc:
-            return error_response(request, "provider_unreachable", log=f"{slug}: {exc}")
-        if not flow.response_issuer_acceptable(params.get("iss", ""), metadata):
-            return error_response(
-                request, "wrong_callback", log=f"{slug}: iss {params.get('iss')!r}"
-            )
-        error = params.get("error", "")
-        if error:
-            return error_response(
-                request,
-                page_for_idp_error(error),
-                log=f"{slug}: IdP error {error!r}: {params.get('error_description', '')[:500]!r}",
-            )
-        code_value = params.get("code", "")
-        if not code_value:
-            return error_response(request, "invalid_request", log=f"{slug}: no code")
-        return self.sign_in(request, connector, code_value, pending, params.get("iss", ""))
+            verified = adapter.complete_sign_in(request.session, connector, params)
+        except SignInError as exc:
+            return _refused(request, connector, exc)
+        return self.sign_in(request, verified)
 
-    @method_decorator(sensitive_variables("code"))
-    def sign_in(
-        self,
-        request: HttpRequest,
-        connector: Connector,
-        code: str,
-        pending: flow.PendingLogin,
-        response_iss: str,
-    ) -> HttpResponse:
+    def sign_in(self, request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
+        """One short transaction: who the user is, ``login``, and the session index."""
+        connector = verified.person.connector
         signed_in = False
         try:
             with transaction.atomic():
-                user = authenticate(
-                    request,
-                    sso_connector=connector,
-                    sso_code=code,
-                    sso_pending=pending,
-                    sso_response_iss=response_iss,
-                )
+                user = authenticate(request, sso_person=verified.person)
                 if user is None:
-                    raise SignInError("refused", "authenticate() returned no user", status=403)
-                login(request, user, backend=BACKEND_PATH)
+                    raise SignInError("refused", "No backend accepted the verified person.")
+                login(request, user)  # with the backend that authenticated, a subclass too
                 signed_in = True
-                result = request.entra_sso_result  # type: ignore[attr-defined]
-                bind_session(request, connector, user, result["claims"], result["id_token"])
+                bind_session(request, connector, user, verified.idp_session)
         except SignInError as exc:
             self._undo(request, signed_in)
-            return error_response(
-                request, exc.code, log=f"{connector.slug}: {exc}", status=exc.status
-            )
+            return _refused(request, connector, exc)
         except DatabaseError as exc:
             self._undo(request, signed_in)
             return error_response(request, "unavailable", log=f"database: {exc!r}")
@@ -275,9 +220,9 @@ class CallbackView(View):
             request=request,
             user=user,
             connector=connector,
-            claims=result["claims"],
+            claims=dict(verified.person.claims),
         )
-        target = pending.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
+        target = verified.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
         return HttpResponseRedirect(target)
 
     @staticmethod
@@ -300,13 +245,10 @@ class LogoutView(View):
         return TemplateResponse(request, self.template_name, {})
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        session = request.session
-        slug = session.get(CONNECTOR_SESSION_KEY)
-        id_token = session.get(ID_TOKEN_SESSION_KEY)
-        login_hint = session.get(LOGIN_HINT_SESSION_KEY)
-        session_key = session.session_key
+        connector = signed_in_connector(request)
+        hints = sign_out_hints(request)
+        session_key = request.session.session_key
         user = request.user if request.user.is_authenticated else None
-        connector = Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
         logout(request)  # its user_logged_out signal drops the session's SSOSession rows
         post_logout = request.build_absolute_uri(resolve_url(app_settings.POST_LOGOUT_REDIRECT_URL))
         if connector is None:
@@ -319,37 +261,14 @@ class LogoutView(View):
             session_key=session_key,
             reason="local",
         )
-        try:
-            end_session_endpoint = get_metadata(connector).end_session_endpoint
-        except MetadataError as exc:
-            logger.warning("Signed out locally only; %s metadata: %s", connector.slug, exc)
-            end_session_endpoint = None
-        if not end_session_endpoint:
-            return HttpResponseRedirect(post_logout)
-        return HttpResponseRedirect(
-            flow.end_session_url(
-                end_session_endpoint,
-                client_id=connector.client_id,
-                post_logout_redirect_uri=post_logout,
-                id_token_hint=id_token if isinstance(id_token, str) else None,
-                logout_hint=login_hint if isinstance(login_hint, str) else None,
-            )
-        )
+        idp_url = adapter.end_session_url(connector, hints, post_logout_redirect_uri=post_logout)
+        return HttpResponseRedirect(idp_url or post_logout)
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-cache, no-store"
     response["Pragma"] = "no-cache"
     return response
-
-
-def _issuer_matches(connector: Connector, iss: str) -> bool:
-    if iss == connector.issuer:
-        return True
-    try:
-        return iss == get_metadata(connector).issuer
-    except MetadataError:
-        return False
 
 
 @method_decorator(xframe_options_exempt, name="dispatch")
@@ -367,7 +286,7 @@ class FrontchannelLogoutView(View):
         iss = _param(request.GET, "iss")
         if not sid or len(sid) > 255:
             return _no_store(HttpResponseBadRequest("The sid parameter is required."))
-        if iss and not _issuer_matches(connector, iss):
+        if iss and not adapter.issuer_matches(connector, iss):
             return _no_store(HttpResponseBadRequest("The iss parameter is not this connector's."))
         ended = end_sessions_for_sid(connector, sid, reason="frontchannel", request=request)
         logger.info("Front-channel logout at %s ended %d session(s).", slug, ended)
@@ -394,32 +313,12 @@ class BackchannelLogoutView(View):
         if not token:
             return self.refuse("invalid_request", "logout_token is missing")
         try:
-            metadata = get_metadata(connector)
-            claims = check_logout_token(
-                token,
-                provider=connector.provider,
-                metadata=metadata,
-                client_id=connector.client_id,
-                allowed_tenants=connector.allowed_tenant_ids,
-            )
+            idp_session = adapter.verify_logout_token(connector, token)
         except MetadataError as exc:
             return self.refuse("temporarily_unavailable", str(exc))
         except TokenError as exc:
             return self.refuse("invalid_request", f"{slug}: {exc}")
-        jti = claims.get("jti")
-        if isinstance(jti, str) and jti:
-            digest = hashlib.sha256(jti.encode()).hexdigest()
-            first_use = tolerant_add(
-                f"entra_sso:jti:{connector.pk}:{digest}", 1, app_settings.LOGOUT_TOKEN_REPLAY_TTL
-            )
-            # None: the cache is down. Ending the sessions anyway is the safe side.
-            if first_use is False:
-                return self.refuse("invalid_request", f"{slug}: logout token replayed")
-        sid, sub = claims.get("sid"), claims.get("sub")
-        if isinstance(sid, str) and sid:
-            ended = end_sessions_for_sid(connector, sid, reason="backchannel")
-        else:
-            ended = end_sessions_for_subject(connector, str(sub), reason="backchannel")
+        ended = end_idp_session(connector, idp_session, reason="backchannel")
         logger.info("Back-channel logout at %s ended %d session(s).", slug, ended)
         return _no_store(HttpResponse(status=200))
 
@@ -447,7 +346,7 @@ class InitiateView(View):
         if connector is None:
             return error_response(request, "unknown_connector")
         iss = _param(data, "iss")
-        if not iss or not _issuer_matches(connector, iss):
+        if not iss or not adapter.issuer_matches(connector, iss):
             return error_response(request, "wrong_callback", log=f"initiate {slug}: iss {iss!r}")
         target = _param(data, "target_link_uri")
         next_url = ""

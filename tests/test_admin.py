@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import html
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
-from django.utils import translation
 
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from tests.fakeidp import FakeIdP
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    # Run in English, and undo any language a request activated (LocaleMiddleware
-    # leaves it active on the thread after a test-client request).
-    with translation.override("en"):
-        yield
 
 
 SECRET = "Pl4inText-Secret~value"
@@ -55,7 +45,6 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "create_users": "on",
         "allowed_tenants": "[]",
         "group_mapping": "{}",
-        "extras": "{}",
         "domains-TOTAL_FORMS": "1",
         "domains-INITIAL_FORMS": "0",
         "domains-MIN_NUM_FORMS": "0",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.helpers import require
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNINS = 4

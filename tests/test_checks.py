@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
-from django.utils import translation
 
 from django_entra_sso import checks
 
 SSO = "django_entra_sso.backends.SSOBackend"
 MODEL = "django.contrib.auth.backends.ModelBackend"
-
-
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    # Run in English, and undo any language a request activated (LocaleMiddleware
-    # leaves it active on the thread after a test-client request).
-    with translation.override("en"):
-        yield
 
 
 def ids_of(messages: list[Any]) -> list[str]:

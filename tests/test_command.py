@@ -7,7 +7,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import closing
 from io import StringIO
 from pathlib import Path
@@ -17,20 +16,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import CommandError, call_command
-from django.utils import translation
 
 from django_entra_sso.models import Connector, EmailDomain, SSOSession
 from tests.fakeidp import FakeIdP
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    # Run in English, and undo any language a request activated (LocaleMiddleware
-    # leaves it active on the thread after a test-client request).
-    with translation.override("en"):
-        yield
 
 
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"

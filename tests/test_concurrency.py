@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 
-from django_entra_sso.backends import SSOBackend
+from django_entra_sso import accounts
 from django_entra_sso.models import Connector, Identity
+from tests.helpers import verified_person
 
 User = get_user_model()
 
@@ -21,23 +22,21 @@ def test_concurrent_first_sign_ins_make_one_user(connector: Connector) -> None:
         # SQLite serialises writers, so the race cannot happen there; the
         # PostgreSQL pass of the suite runs this for real.
         pytest.skip("needs a database with concurrent writers (runs on PostgreSQL, also in CI)")
-    claims = {
-        "iss": connector.issuer,
-        "sub": "racing-subject",
-        "email": "race@contoso.com",
-        "given_name": "Race",
-    }
     barrier = threading.Barrier(4)
     users: list[Any] = []
     errors: list[BaseException] = []
 
     def first_sign_in() -> None:
         try:
-            backend = SSOBackend()
-            backend.connector = Connector.objects.get(pk=connector.pk)
+            person = verified_person(
+                Connector.objects.get(pk=connector.pk),
+                sub="racing-subject",
+                email="race@contoso.com",
+                given_name="Race",
+            )
             barrier.wait(timeout=10)
             with transaction.atomic():
-                users.append(backend.resolve_user(dict(claims), None).pk)
+                users.append(accounts.user_for(person).pk)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

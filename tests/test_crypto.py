@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
-from django.utils import translation
 
 from django_entra_sso.conf import app_settings
 from django_entra_sso.crypto import (
@@ -21,14 +19,6 @@ from django_entra_sso.crypto import (
 from django_entra_sso.models import Connector
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    # Run in English, and undo any language a request activated (LocaleMiddleware
-    # leaves it active on the thread after a test-client request).
-    with translation.override("en"):
-        yield
 
 
 SECRET = "Xy7~s3cr3t.value-from-the-IdP"

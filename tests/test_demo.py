@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from tests.conftest import require
+from tests.helpers import require
 
 # The demo brings its own SQLite databases: the PostgreSQL pass need not run it again.
 pytestmark = [pytest.mark.multiprocess, pytest.mark.sqlite_only]

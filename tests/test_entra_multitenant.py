@@ -8,14 +8,19 @@ import pytest
 from django.test import Client
 
 from django_entra_sso.models import Connector, EmailDomain, Identity
-from tests.conftest import SignIn, signed_in_user
 from tests.fakeidp import FakeIdP
-from tests.test_tokens import ENTRA_TEMPLATE, TENANT, entra_common_connector
+from tests.helpers import (
+    ENTRA_TEMPLATE,
+    OTHER_TENANT,
+    TENANT,
+    SignIn,
+    entra_common_connector,
+    signed_in_user,
+)
 
 pytestmark = pytest.mark.django_db
 
 OID = "00000000-0000-0000-0000-00000000a11c"
-OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 @pytest.fixture
@@ -28,11 +33,7 @@ def entra_idp() -> Iterator[FakeIdP]:
 
 @pytest.fixture
 def entra_connector(entra_idp: FakeIdP) -> Connector:
-    connector = entra_common_connector(entra_idp)
-    connector.client_secret = entra_idp.client_secret
-    connector.response_mode = "query"
-    connector.allowed_tenants = [TENANT]
-    connector.save()
+    connector = entra_common_connector(entra_idp, allowed_tenants=[TENANT])
     EmailDomain.objects.create(domain="contoso.com", connector=connector)
     return connector
 

@@ -10,11 +10,10 @@ from django.db import OperationalError
 from django.test import Client
 
 from django_entra_sso import cache as sso_cache_module
-from django_entra_sso import flow
 from django_entra_sso.models import Connector, Identity, SSOSession
-from tests.conftest import SignIn, signed_in_user
+from django_entra_sso.oidc import flow
 from tests.fakeidp import FakeIdP, Fault
-from tests.test_logout import logout_token, post_logout_token
+from tests.helpers import SignIn, assert_refused, logout_token, post_logout_token, signed_in_user
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -38,13 +37,6 @@ def break_the_cache(monkeypatch: Any) -> None:
 @pytest.fixture
 def broken_cache(monkeypatch: Any) -> None:
     break_the_cache(monkeypatch)
-
-
-def assert_no_half_state(client: Client) -> None:
-    assert signed_in_user(client) is None
-    assert not User.objects.exists()
-    assert not Identity.objects.exists()
-    assert not SSOSession.objects.exists()
 
 
 def test_sign_in_works_from_cached_keys_while_the_idp_metadata_is_down(
@@ -77,7 +69,7 @@ def test_jwks_down_without_cached_keys_is_a_clear_page(
     response = sign_in()
     assert 400 <= response.status_code < 500
     assert b"could not be verified" in response.content
-    assert_no_half_state(client)
+    assert_refused(client, response)
 
 
 def test_database_failing_while_binding_the_session_leaves_nothing(
@@ -88,9 +80,8 @@ def test_database_failing_while_binding_the_session_leaves_nothing(
 
     monkeypatch.setattr(SSOSession.objects, "create", fail)
     response = sign_in()
-    assert response.status_code == 503
     assert b"temporary problem on our side" in response.content
-    assert_no_half_state(client)
+    assert_refused(client, response, status=503)
 
 
 def test_database_failing_while_linking_the_identity_leaves_nothing(
@@ -100,9 +91,7 @@ def test_database_failing_while_linking_the_identity_leaves_nothing(
         raise OperationalError("connection lost")
 
     monkeypatch.setattr(Identity.objects, "create", fail)
-    response = sign_in()
-    assert response.status_code == 503
-    assert_no_half_state(client)
+    assert_refused(client, sign_in(), status=503)
 
 
 def test_cache_down_query_mode_sign_in_still_works(
@@ -119,9 +108,8 @@ def test_cache_down_form_post_is_a_clear_page(
 ) -> None:
     params = fake_idp.authorize(sign_in.start())
     response = client.post("/sso/callback/contoso/", params)
-    assert response.status_code == 503
     assert b"temporary problem on our side" in response.content
-    assert_no_half_state(client)
+    assert_refused(client, response, status=503)
 
 
 def test_cache_down_back_channel_logout_still_ends_the_session(

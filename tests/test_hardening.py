@@ -27,16 +27,17 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_entra_sso.metadata import ProviderMetadata, get_metadata
 from django_entra_sso.models import Connector, SSOSession
-from django_entra_sso.tokens import (
+from django_entra_sso.oidc.metadata import ProviderMetadata, get_metadata
+from django_entra_sso.oidc.tokens import (
     BACKCHANNEL_LOGOUT_EVENT,
     TokenError,
     check_id_token,
     check_logout_token,
 )
-from tests.conftest import SignIn, query_of, signed_in_user
+from django_entra_sso.sessions import SIGN_OUT_SESSION_KEY
 from tests.fakeidp import FakeIdP, Fault
+from tests.helpers import SignIn, query_of, signed_in_user
 
 pytestmark = pytest.mark.django_db
 
@@ -541,7 +542,7 @@ def test_secrets_never_reach_the_logs_or_error_pages(
 
     good = sign_in()  # a good one: its tokens are secrets too
     assert good.status_code == 302
-    recorder.secrets.add(client.session["entra_sso_id_token"])
+    recorder.secrets.add(client.session[SIGN_OUT_SESSION_KEY]["id_token_hint"])
     client.logout()
     failures: list[Callable[[], None]] = [
         lambda: fake_idp.token_overrides.update({"nonce": "other"}),
@@ -592,7 +593,7 @@ def test_admin_pages_never_show_the_client_secret_or_session_keys(
 ) -> None:
     assert sign_in().status_code == 302
     row = SSOSession.objects.get()
-    id_token = client.session["entra_sso_id_token"]
+    id_token = client.session[SIGN_OUT_SESSION_KEY]["id_token_hint"]
     admin = Client()
     admin.force_login(User.objects.create_superuser("root", "root@example.invalid", "pw"))
     secrets = [fake_idp.client_secret, connector.client_secret_encrypted, row.session_key, id_token]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -12,13 +11,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from django_entra_sso.models import Connector, SSOSession
+from django_entra_sso.oidc.tokens import BACKCHANNEL_LOGOUT_EVENT
+from django_entra_sso.sessions import SIGN_OUT_SESSION_KEY
 from django_entra_sso.signals import sso_signed_out
-from tests.conftest import SignIn, query_of, signed_in_user
 from tests.fakeidp import FakeIdP
+from tests.helpers import SignIn, logout_token, post_logout_token, query_of, signed_in_user
 
 pytestmark = pytest.mark.django_db
-
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @pytest.fixture
@@ -31,22 +30,6 @@ def signed_out_reasons() -> Any:
     sso_signed_out.connect(receiver, weak=False, dispatch_uid="test-reasons")
     yield reasons
     sso_signed_out.disconnect(dispatch_uid="test-reasons")
-
-
-def logout_token(idp: FakeIdP, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": idp.issuer,
-        "aud": idp.client_id,
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid.uuid4().hex,
-        "sid": "idp-session-1",
-        "sub": "subject-alice",
-        "events": {BACKCHANNEL_EVENT: {}},
-    }
-    claims.update(overrides)
-    return idp.sign({k: v for k, v in claims.items() if v is not None})
 
 
 # -- signing out here -------------------------------------------------------------
@@ -63,7 +46,7 @@ def test_logout_post_ends_the_session_and_goes_to_the_idp(
     client: Client, sign_in: SignIn, fake_idp: FakeIdP, signed_out_reasons: list[str]
 ) -> None:
     sign_in()
-    id_token = client.session["entra_sso_id_token"]
+    id_token = client.session[SIGN_OUT_SESSION_KEY]["id_token_hint"]
     response = client.post("/sso/logout/")
     assert response.status_code == 302
     location = response["Location"]
@@ -216,10 +199,6 @@ def test_frontchannel_query_count_does_not_grow_with_stored_sessions(
 # -- back-channel ----------------------------------------------------------------------
 
 
-def post_logout_token(token: str, **extra: str) -> Any:
-    return Client().post("/sso/logout/backchannel/contoso/", {"logout_token": token, **extra})
-
-
 def test_backchannel_by_sid_ends_the_session(
     client: Client, sign_in: SignIn, fake_idp: FakeIdP, signed_out_reasons: list[str]
 ) -> None:
@@ -291,7 +270,7 @@ def test_backchannel_refuses_bad_tokens(
                 "aud": fake_idp.client_id,
                 "iat": now,
                 "sid": "idp-session-1",
-                "events": {BACKCHANNEL_EVENT: {}},
+                "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
             },
             "shared-secret-guess-long-enough-for-hs256!",
             algorithm="HS256",

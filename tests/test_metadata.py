@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from django_entra_sso.metadata import (
+from django_entra_sso.models import Connector
+from django_entra_sso.oidc.metadata import (
     MetadataError,
     check_connection,
     get_metadata,
     get_signing_keys,
 )
-from django_entra_sso.models import Connector
 from tests.fakeidp import FakeIdP, Fault
+from tests.helpers import make_connector
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +29,6 @@ def closed_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def make_connector(slug: str, issuer: str, provider: str = "oidc") -> Connector:
-    connector = Connector(
-        slug=slug, name=slug.title(), provider=provider, issuer=issuer, client_id="test-client"
-    )
-    connector.client_secret = "s3cret"
-    connector.save()
-    return connector
 
 
 @pytest.fixture
@@ -62,7 +54,7 @@ def test_discovery_is_fetched_once_and_then_served_from_the_cache(
 def test_connectors_sharing_an_issuer_share_one_copy(
     fake_idp: FakeIdP, connector: Connector
 ) -> None:
-    twin = make_connector("contoso-twin", fake_idp.issuer)
+    twin = make_connector(fake_idp, "contoso-twin")
     get_metadata(connector)
     get_metadata(twin)
     assert fake_idp.calls[DISCOVERY] == 1
@@ -142,13 +134,13 @@ def test_idp_down_without_a_copy_says_so(fake_idp: FakeIdP, connector: Connector
 
 
 def test_dead_port_without_a_copy_says_it_could_not_be_reached(db: Any) -> None:
-    connector = make_connector("dead", f"http://127.0.0.1:{closed_loopback_port()}")
+    connector = make_connector(None, "dead", issuer=f"http://127.0.0.1:{closed_loopback_port()}")
     with pytest.raises(MetadataError, match="could not be reached"):
         get_metadata(connector)
 
 
 def test_discovery_issuer_other_than_the_connectors_is_refused(liar_idp: FakeIdP, db: Any) -> None:
-    connector = make_connector("liar", liar_idp.issuer)
+    connector = make_connector(liar_idp, "liar")
     with pytest.raises(MetadataError) as info:
         get_metadata(connector)
     assert "https://login.other.example" in str(info.value)
@@ -255,7 +247,7 @@ def test_check_connection_always_fetches_afresh(fake_idp: FakeIdP, connector: Co
 
 
 def test_check_connection_reports_a_wrong_issuer(liar_idp: FakeIdP, db: Any) -> None:
-    report = check_connection(make_connector("liar", liar_idp.issuer))
+    report = check_connection(make_connector(liar_idp, "liar"))
     assert not report.ok
     assert not report.issuer_matches
     assert report.issuer == "https://login.other.example"
@@ -265,7 +257,7 @@ def test_check_connection_reports_a_wrong_issuer(liar_idp: FakeIdP, db: Any) -> 
 
 def test_check_connection_reports_a_dead_port(db: Any) -> None:
     port = closed_loopback_port()
-    report = check_connection(make_connector("dead", f"http://127.0.0.1:{port}"))
+    report = check_connection(make_connector(None, "dead", issuer=f"http://127.0.0.1:{port}"))
     assert not report.ok
     assert "could not be reached" in report.error
     assert f"127.0.0.1:{port}" in report.error

@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import translation
 
 from django_entra_sso.models import Connector, EmailDomain
+from tests import helpers
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    # Run in English, and undo any language a request activated (LocaleMiddleware
-    # leaves it active on the thread after a test-client request).
-    with translation.override("en"):
-        yield
 
 
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 
 def make_connector(**fields: Any) -> Connector:
-    values: dict[str, Any] = {
-        "slug": "contoso",
-        "name": "Contoso",
-        "provider": "oidc",
-        "issuer": "https://login.contoso.example",
-        "client_id": "client-1",
-    }
-    values.update(fields)
-    return Connector(**values)
+    """Unsaved, at a made-up issuer: for validation."""
+    return helpers.make_connector(save=False, **fields)
 
 
 def errors_of(instance: Any) -> dict[str, list[str]]:
@@ -140,7 +124,7 @@ def test_empty_allowed_tenants_is_valid() -> None:
     assert connector.allowed_tenant_ids == set()
 
 
-@pytest.mark.parametrize(("field", "value"), [("group_mapping", []), ("extras", "x")])
+@pytest.mark.parametrize(("field", "value"), [("group_mapping", []), ("group_mapping", "x")])
 def test_json_settings_must_be_objects(field: str, value: Any) -> None:
     errors = errors_of(make_connector(**{field: value}))
     assert list(errors) == [field]

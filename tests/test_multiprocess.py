@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import IN_CI, require
 from tests.fakeidp import FakeIdP
+from tests.helpers import IN_CI, require
 
 pytestmark = pytest.mark.multiprocess
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.helpers import require
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "django_entra_sso"

@@ -9,17 +9,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
-from tests.conftest import SignIn, query_of, signed_in_user
+from django_entra_sso.sessions import SIGN_OUT_SESSION_KEY
 from tests.fakeidp import FakeIdP
+from tests.helpers import SignIn, assert_refused, query_of, signed_in_user
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
-
-
-def assert_not_signed_in(client: Client, response: Any) -> None:
-    assert response.status_code < 500
-    assert signed_in_user(client) is None
-    assert not SSOSession.objects.exists()
 
 
 def test_login_page_asks_for_work_email(client: Client) -> None:
@@ -130,7 +125,7 @@ def test_full_sign_in_creates_user_identity_and_session(
     session = SSOSession.objects.get()
     assert session.sid == "idp-session-1"
     assert session.session_key == client.session.session_key
-    assert client.session["entra_sso_id_token"].count(".") == 2
+    assert client.session[SIGN_OUT_SESSION_KEY]["id_token_hint"].count(".") == 2
     assert client.get("/private/").content == f"signed in as {user.username}".encode()
 
 
@@ -240,10 +235,7 @@ def test_userinfo_with_another_subject_is_refused(
     connector.use_userinfo = True
     connector.save()
     fake_idp.userinfo_claims = {"sub": "someone-else"}
-    response = sign_in()
-    assert response.status_code == 400
-    assert_not_signed_in(client, response)
-    assert not User.objects.exists()
+    assert_refused(client, sign_in(), status=400, code="invalid_token")
 
 
 def test_client_secret_post_when_basic_is_not_supported(sign_in: SignIn, fake_idp: FakeIdP) -> None:

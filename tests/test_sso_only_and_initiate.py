@@ -9,8 +9,8 @@ from django.contrib.auth import authenticate
 from django.test import Client
 
 from django_entra_sso.models import Connector, EmailDomain
-from tests.conftest import query_of
 from tests.fakeidp import FakeIdP
+from tests.helpers import query_of
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Unit tests of the one token checker (``tokens.py``) against the fake IdP's keys."""
+"""Unit tests of the one token checker (``oidc/tokens.py``) against the fake IdP's keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,10 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import cache
 
-from django_entra_sso.metadata import MetadataError, ProviderMetadata, get_metadata
-from django_entra_sso.metadata import _key as metadata_key
+from django_entra_sso.cache import cache_key
 from django_entra_sso.models import Connector
-from django_entra_sso.tokens import (
+from django_entra_sso.oidc.metadata import MetadataError, ProviderMetadata, get_metadata
+from django_entra_sso.oidc.tokens import (
     BACKCHANNEL_LOGOUT_EVENT,
     TokenError,
     check_access_token_hash,
@@ -28,13 +27,18 @@ from django_entra_sso.tokens import (
     check_logout_token,
 )
 from tests.fakeidp import FakeIdP, Fault, new_rsa_key
+from tests.helpers import (
+    ENTRA_TEMPLATE,
+    OTHER_TENANT,
+    TENANT,
+    entra_common_connector,
+    logout_claims,
+    make_connector,
+)
 
 pytestmark = pytest.mark.django_db
 
 NONCE = "nonce-for-this-sign-in"
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
-OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-ENTRA_TEMPLATE = "https://login.microsoftonline.com/{tenantid}/v2.0"
 
 
 def b64url(data: bytes) -> str:
@@ -54,21 +58,6 @@ def id_claims(idp: FakeIdP, **overrides: Any) -> dict[str, Any]:
         "iat": now,
         "exp": now + 300,
         "nonce": NONCE,
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def logout_claims(idp: FakeIdP, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": idp.issuer,
-        "aud": idp.client_id,
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid.uuid4().hex,
-        "sid": "idp-session-1",
-        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -374,13 +363,7 @@ def single_key_idp() -> Iterator[FakeIdP]:
 def test_token_without_kid_is_accepted_when_the_jwks_has_one_key(
     db: Any, single_key_idp: FakeIdP
 ) -> None:
-    connector = Connector.objects.create(
-        slug="single",
-        name="Single",
-        provider="oidc",
-        issuer=single_key_idp.issuer,
-        client_id=single_key_idp.client_id,
-    )
+    connector = make_connector(single_key_idp, "single")
     metadata = get_metadata(connector)
     token = single_key_idp.sign(id_claims(single_key_idp), kid=False)  # type: ignore[arg-type]
     assert "kid" not in jwt.get_unverified_header(token)
@@ -451,7 +434,7 @@ def test_rotation_right_after_a_forged_kid_waits_for_the_floor(
     assert refused(token, fake_idp, metadata) == "unknown_key"
     assert fake_idp.calls["/jwks"] == 2
     # ... once the floor has passed (its rate-limit marker expired), it is.
-    cache.delete(metadata_key("jwks-refresh", metadata.jwks_uri))
+    cache.delete(cache_key("jwks-refresh", metadata.jwks_uri))
     assert check(token, fake_idp, metadata)["sub"] == "subject-alice"
     assert fake_idp.calls["/jwks"] == 3
 
@@ -495,26 +478,6 @@ def test_critical_header_is_refused(fake_idp: FakeIdP, metadata: ProviderMetadat
 
 
 # -- Entra multi-tenant --------------------------------------------------------------
-
-
-def entra_common_connector(idp: FakeIdP, provider: str = "entra_id") -> Connector:
-    """A connector on Entra's ``common`` issuer, whose discovery says ``{tenantid}``.
-
-    The fake IdP serves the discovery document at ``/common/v2.0/...`` through a
-    fault with a body; keys come from its ``/jwks``.
-    """
-    doc = idp.discovery()
-    assert doc["issuer"] == ENTRA_TEMPLATE
-    idp.faults["/common/v2.0/.well-known/openid-configuration"] = Fault(
-        body=json.dumps(doc).encode()
-    )
-    return Connector.objects.create(
-        slug=f"entra-{provider}",
-        name="Entra common",
-        provider=provider,
-        issuer=f"{idp.issuer}/common/v2.0",
-        client_id=idp.client_id,
-    )
 
 
 @pytest.fixture
@@ -736,7 +699,7 @@ def test_expired_logout_token_is_refused(fake_idp: FakeIdP, metadata: ProviderMe
 def test_logout_token_naming_neither_sub_nor_sid_is_refused(
     fake_idp: FakeIdP, metadata: ProviderMetadata
 ) -> None:
-    token = fake_idp.sign(logout_claims(fake_idp, sid=None))
+    token = fake_idp.sign(logout_claims(fake_idp, sid=None, sub=None))
     assert logout_refused(token, fake_idp, metadata) == "missing_claim"
 
 

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from django_entra_sso.models import Connector, EmailDomain
-from tests.conftest import require
 from tests.e2e.oidc_provider import NodeOIDCProvider, provider_available
+from tests.helpers import require
 
 CHROMIUM = os.environ.get("ENTRA_SSO_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

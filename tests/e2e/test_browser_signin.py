@@ -11,9 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 
-from django_entra_sso.metadata import get_metadata, get_signing_keys
 from django_entra_sso.models import Connector, Identity, SSOSession
-from django_entra_sso.sessions import ID_TOKEN_SESSION_KEY
+from django_entra_sso.oidc.metadata import get_metadata, get_signing_keys
+from django_entra_sso.sessions import SIGN_OUT_SESSION_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def _id_token_of(e2e: Any, page: Any) -> dict[str, Any]:
     """The header and claims of the ID token kept in the browser's Django session."""
     key = e2e.session_key(page)
     assert key, "no session cookie on the site"
-    token = SessionStore(session_key=key).get(ID_TOKEN_SESSION_KEY)
+    token = SessionStore(session_key=key).get(SIGN_OUT_SESSION_KEY, {}).get("id_token_hint")
     assert isinstance(token, str), "the session holds no ID token"
     return {
         "header": jwt.get_unverified_header(token),

@@ -23,8 +23,8 @@ import jwt
 import pytest
 import requests
 
-from tests.conftest import require
 from tests.e2e.oidc_provider import NodeOIDCProvider, provider_available
+from tests.helpers import require
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from ...crypto import SecretDecryptionError, reencrypt_secret
-from ...metadata import check_connection
 from ...models import Connector, EmailDomain
+from ...oidc.metadata import check_connection
 from ...providers import PROVIDER_LABELS
 from ...validation import normalize_domain
 

@@ -1,6 +1,6 @@
 """Provider metadata: the discovery document and the JWKS, cached.
 
-Both are fetched with the timeouts of ``http.py`` and kept in Django's cache
+Both are fetched through ``provider_http`` (timeouts, size caps) and kept in Django's cache
 (``ENTRA_SSO_CACHE_ALIAS``), keyed by issuer so connectors that share an issuer
 share one copy. A copy older than ``METADATA_CACHE_TTL`` is refreshed; when the
 provider cannot be reached, the old copy is served for up to
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from . import providers
-from .cache import tolerant_add, tolerant_get, tolerant_set
-from .conf import app_settings
-from .provider_http import ProviderHTTPError, get_json
-from .validation import DISCOVERY_SUFFIX
+from .. import providers
+from ..cache import cache_key, tolerant_add, tolerant_get, tolerant_set
+from ..conf import app_settings
+from ..provider_http import ProviderHTTPError, get_json
+from ..validation import DISCOVERY_SUFFIX
 
 if TYPE_CHECKING:
-    from .models import Connector
+    from ..models import Connector
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,9 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + DISCOVERY_SUFFIX
 
 
-def _key(kind: str, url: str) -> str:
-    return f"entra_sso:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
-
-
 def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str, Any], float]:
     """Return ``(document, fetched_at)``, from the cache when fresh enough."""
-    key = _key(kind, url)
+    key = cache_key(kind, url)
     entry = tolerant_get(key)
     if not (isinstance(entry, dict) and {"doc", "fetched_at"} <= entry.keys()):
         entry = None
@@ -162,7 +158,7 @@ def refresh_allowed(metadata: ProviderMetadata) -> bool:
     floor = app_settings.JWKS_REFRESH_FLOOR
     # Without a cache the floor cannot be kept: refuse the refresh rather than
     # let forged kids drive unbounded fetches.
-    return bool(tolerant_add(_key("jwks-refresh", metadata.jwks_uri), 1, max(floor, 1)))
+    return bool(tolerant_add(cache_key("jwks-refresh", metadata.jwks_uri), 1, max(floor, 1)))
 
 
 def find_signing_key(metadata: ProviderMetadata, kid: str | None, alg: str) -> jwt.PyJWK | None:

@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from . import providers
-from .cache import sso_cache
-from .conf import app_settings
+from .. import providers
+from ..cache import cache_key, sso_cache
+from ..conf import app_settings
 from .metadata import ProviderMetadata
 
 PENDING_SESSION_KEY = "entra_sso_pending"
@@ -157,7 +157,7 @@ def stash_form_post(data: dict[str, str]) -> str:
     """Keep a form_post answer for the browser's follow-up GET; return the handle."""
     handle = secrets.token_urlsafe(24)
     kept = {name: data[name] for name in FORM_POST_FIELDS if name in data}
-    sso_cache().set(f"entra_sso:form_post:{handle}", kept, FORM_POST_TTL)
+    sso_cache().set(cache_key("form_post", handle), kept, FORM_POST_TTL)
     return handle
 
 
@@ -165,7 +165,7 @@ def claim_form_post(handle: str) -> dict[str, str] | None:
     """The stashed answer for ``handle``, once."""
     if not isinstance(handle, str) or not 10 <= len(handle) <= 64:
         return None
-    key = f"entra_sso:form_post:{handle}"
+    key = cache_key("form_post", handle)
     cache = sso_cache()
     data = cache.get(key)
     if data is not None:

@@ -1,7 +1,8 @@
 """Checking ID tokens and logout tokens. One checker; no database access.
 
 ID tokens follow OpenID Connect Core §3.1.3.7 plus Microsoft Entra's rules;
-logout tokens follow Back-Channel Logout 1.0 §2.6 (with the 2023 errata).
+logout tokens follow Back-Channel Logout 1.0 §2.6 (with the 2023 errata), and
+their replay memory (each ``jti`` once, kept in the cache) lives here too.
 Any failure raises ``TokenError`` whose message is for the log; nothing else
 escapes, whatever the input.
 """
@@ -19,8 +20,9 @@ from typing import Any
 
 import jwt
 
-from . import providers
-from .conf import app_settings
+from .. import providers
+from ..cache import cache_key, tolerant_add
+from ..conf import app_settings
 from .metadata import MetadataError, ProviderMetadata, find_signing_key
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -254,6 +256,22 @@ def check_logout_token(
         if name in claims and not isinstance(claims[name], str):
             raise TokenError("malformed", f"The logout token's {name} is not a string.")
     return claims
+
+
+def refuse_replayed_logout_token(claims: Mapping[str, Any], *, scope: str) -> None:
+    """Remember a logout token's ``jti`` under ``scope`` (the connector); raise on a replay.
+
+    When the cache is down the token counts as new: ending a session twice is
+    harmless, refusing a real logout is not.
+    """
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        return
+    first_use = tolerant_add(
+        cache_key("logout-jti", scope, jti), 1, app_settings.LOGOUT_TOKEN_REPLAY_TTL
+    )
+    if first_use is False:
+        raise TokenError("replayed", "The logout token was used before (same jti).")
 
 
 def alg_of(token: str) -> str:

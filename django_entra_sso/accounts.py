@@ -1,0 +1,279 @@
+"""Who the Django user is: every account rule, for every way in.
+
+Protocol adapters hand a ``VerifiedPerson`` here; nothing in this module speaks a
+protocol, makes a network call or opens a transaction of its own beyond the
+savepoint that settles a race. The rules:
+
+- **Identity keying.** A person is the adapter's ``(issuer, subject)`` (for Entra
+  ID: tenant and object ID), stored as an ``Identity``; never the email.
+- **Domain ownership.** A connector with email domains signs in only emails of
+  its own domains; a domain that belongs to another connector is refused.
+- **Linking.** An existing account is attached by email only when the connector
+  allows it, the email's domain is one of the connector's, the IdP vouches for
+  the email, exactly one account has it and no identity at this issuer owns it.
+- **Just-in-time users** when the connector creates users; two first sign-ins of
+  one person at the same moment make one user.
+- **Claims refreshed** (names, email) and **mapped groups** kept in step at every
+  sign-in; when the IdP could not say which groups (overage), groups stay.
+- **Inactive users** are refused; **SSO-only domains** refuse password sign-ins.
+
+A site changes the steps marked as hooks by subclassing ``SSOBackend``, which is
+an ``AccountHooks``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from .conf import app_settings
+from .errors import SignInError
+from .models import EmailDomain, Identity
+from .signals import sso_user_created
+from .validation import domain_of_email
+from .verified import VerifiedPerson
+
+logger = logging.getLogger(__name__)
+
+
+class AccountHooks:
+    """The steps of ``user_for`` a site may change, with their defaults.
+
+    ``SSOBackend`` is one: subclass it and override these with mozilla-django-oidc's
+    signatures. While they run, ``self.person`` is the ``VerifiedPerson`` being
+    signed in (its connector, identity key and claims).
+    """
+
+    person: VerifiedPerson
+
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        """``False`` refuses the sign-in ("refused"); the built-in rules have run already."""
+        return True
+
+    def get_username(self, claims: dict[str, Any]) -> str:
+        return derived_username(self.person)
+
+    def create_user(self, claims: dict[str, Any]) -> Any:
+        user_model = get_user_model()
+        user = user_model(**{user_model.USERNAME_FIELD: self.get_username(claims)})
+        user.set_unusable_password()
+        apply_profile(user, self.person)
+        user.save()
+        return user
+
+    def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
+        if apply_profile(user, self.person):
+            user.save()
+        return user
+
+    def user_can_authenticate(self, user: Any) -> bool:
+        # As ModelBackend: users without is_active may sign in.
+        return bool(getattr(user, "is_active", True))
+
+
+def user_for(
+    person: VerifiedPerson, *, request: HttpRequest | None = None, hooks: AccountHooks | None = None
+) -> Any:
+    """The Django user ``person`` is: found, linked or created, refreshed. Raises ``SignInError``.
+
+    Run it inside the caller's transaction, so that a refusal after a write (say,
+    the session cannot be bound) leaves nothing behind.
+    """
+    hooks = hooks if hooks is not None else AccountHooks()
+    hooks.person = person
+    claims = dict(person.claims)
+    check_domain_ownership(person)
+    if not hooks.verify_claims(claims):
+        raise SignInError("refused", "The claims were refused by verify_claims().")
+    found = _identity(person)
+    created = False
+    if found is not None:
+        Identity.objects.filter(pk=found.pk).update(
+            last_seen=timezone.now(), connector=person.connector
+        )
+        user = _usable(hooks, found.user)
+        user = hooks.update_user(user, claims)
+    else:
+        user = linkable_user(person)
+        if user is not None:
+            _usable(hooks, user)
+            link_identity(user, person)
+            user = hooks.update_user(user, claims)
+        else:
+            user, created = _create_or_take_the_winners(hooks, person, claims)
+    sync_groups(user, person)
+    if created:
+        sso_user_created.send(
+            sender=type(hooks),
+            request=request,
+            user=user,
+            connector=person.connector,
+            claims=claims,
+        )
+    return user
+
+
+def _identity(person: VerifiedPerson) -> Identity | None:
+    return (
+        Identity.objects.select_related("user")
+        .filter(issuer=person.issuer, subject=person.subject)
+        .first()
+    )
+
+
+def _usable(hooks: AccountHooks, user: Any) -> Any:
+    if not hooks.user_can_authenticate(user):
+        raise SignInError("inactive", f"User {user.pk} is inactive.")
+    return user
+
+
+def _create_or_take_the_winners(
+    hooks: AccountHooks, person: VerifiedPerson, claims: dict[str, Any]
+) -> tuple[Any, bool]:
+    connector = person.connector
+    if not connector.create_users:
+        raise SignInError(
+            "no_account", f"No account for {person.issuer} {person.subject}; creation is off."
+        )
+    try:
+        with transaction.atomic():
+            user = hooks.create_user(claims)
+            link_identity(user, person)
+            return user, True
+    except IntegrityError:
+        # A concurrent first sign-in of the same person won the race: theirs is ours.
+        found = _identity(person)
+        if found is None:
+            raise
+        return hooks.update_user(_usable(hooks, found.user), claims), False
+
+
+def check_domain_ownership(person: VerifiedPerson) -> None:
+    """A connector with domains signs in only emails of its own domains."""
+    domain = domain_of_email(person.email) if person.email else None
+    if domain is None:
+        return
+    connector = person.connector
+    owner = EmailDomain.objects.filter(domain=domain).values_list("connector_id", flat=True).first()
+    if owner is not None and owner != connector.pk:
+        raise SignInError(
+            "wrong_connector",
+            f"Email domain {domain} belongs to another connector than {connector.slug}.",
+        )
+    if owner is None and connector.domains.exists():
+        raise SignInError(
+            "wrong_domain",
+            f"Email domain {domain} is not one of connector {connector.slug}'s domains.",
+        )
+
+
+def linkable_user(person: VerifiedPerson) -> Any:
+    """An existing account to attach, when the connector allows and the IdP vouches."""
+    connector, email = person.connector, person.email
+    if not connector.link_existing_by_email or not email or not person.email_verified:
+        return None
+    domain = domain_of_email(email)
+    if domain is None or not connector.domains.filter(domain=domain).exists():
+        return None
+    user_model = get_user_model()
+    email_field = user_model.get_email_field_name()
+    candidates = list(
+        user_model._default_manager.filter(**{f"{email_field}__iexact": email})
+        # An account already tied to another person at this issuer is theirs.
+        .exclude(sso_identities__issuer=person.issuer)[:2]
+    )
+    # Two accounts with one email: linking either would be a guess.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def link_identity(user: Any, person: VerifiedPerson) -> Identity:
+    return Identity.objects.create(
+        connector=person.connector,
+        issuer=person.issuer,
+        subject=person.subject,
+        tenant_id=person.tenant_id[:64],
+        user=user,
+    )
+
+
+def derived_username(person: VerifiedPerson) -> str:
+    """A username derived from the identity key: stable, and it cannot collide."""
+    digest = hashlib.sha256(f"{person.issuer}\n{person.subject}".encode()).digest()
+    return app_settings.USERNAME_PREFIX + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def apply_profile(user: Any, person: VerifiedPerson) -> bool:
+    """Copy names and email from the IdP onto ``user``; ``True`` when something changed."""
+    values = {
+        "first_name": person.given_name,
+        "last_name": person.family_name,
+        get_user_model().get_email_field_name(): person.email,
+    }
+    changed = False
+    for field, value in values.items():
+        if not isinstance(value, str) or not hasattr(user, field):
+            continue
+        max_length = getattr(user._meta.get_field(field), "max_length", None)
+        value = value[:max_length] if max_length else value
+        if getattr(user, field) != value:
+            setattr(user, field, value)
+            changed = True
+    return changed
+
+
+def sync_groups(user: Any, person: VerifiedPerson) -> None:
+    """Keep the groups named in the connector's mapping in step with the IdP's values."""
+    connector = person.connector
+    if person.groups is None:
+        logger.warning(
+            "Connector %s: the user is in too many groups for the token (group overage); "
+            "groups were left unchanged.",
+            connector.slug,
+        )
+        return
+    mapping = connector.group_mapping or {}
+    if not isinstance(mapping, dict) or not mapping:
+        return
+
+    def names_of(target: Any) -> list[str]:
+        return [target] if isinstance(target, str) else [str(t) for t in target or []]
+
+    managed = {name for target in mapping.values() for name in names_of(target)}
+    wanted = {
+        name for key, target in mapping.items() if key in person.groups for name in names_of(target)
+    }
+    current = set(user.groups.filter(name__in=managed).values_list("name", flat=True))
+    if current == wanted:
+        return
+    user.groups.remove(*Group.objects.filter(name__in=current - wanted))
+    user.groups.add(*[Group.objects.get_or_create(name=name)[0] for name in sorted(wanted)])
+
+
+def refuse_password_for_sso_only(credentials: dict[str, Any]) -> None:
+    """Stop a password sign-in of an SSO-only domain before any backend checks the password.
+
+    Raises ``PermissionDenied``, which makes Django try no further backend.
+    """
+    if credentials.get("password") is None:
+        return
+    user_model = get_user_model()
+    username = credentials.get("username", credentials.get(user_model.USERNAME_FIELD))
+    if not isinstance(username, str) or not username:
+        return
+    emails = [username] if "@" in username else []
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    email_field = user_model.get_email_field_name()
+    if user is not None and getattr(user, email_field, None):
+        emails.append(str(getattr(user, email_field)))
+    domains = {d for d in (domain_of_email(e) for e in emails) if d}
+    if domains and EmailDomain.objects.filter(domain__in=domains, sso_only=True).exists():
+        raise PermissionDenied("This domain signs in with single sign-on only.")
