@@ -61,11 +61,11 @@ def make_connector(
         "provider": "oidc",
         "issuer": idp.issuer if idp is not None else "https://login.contoso.example",
         "client_id": idp.client_id if idp is not None else "client-1",
+        "client_secret": idp.client_secret if idp is not None else "s3cret",
         "response_mode": "query",
         **fields,
     }
-    connector = Connector(**values)
-    connector.client_secret = idp.client_secret if idp is not None else "s3cret"
+    connector = Connector(**values)  # client_secret: the model's encrypting property
     if save:
         connector.save()
         if domain:

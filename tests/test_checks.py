@@ -43,9 +43,23 @@ def test_e001_sso_backend_missing() -> None:
     assert "AUTHENTICATION_BACKENDS" in str(error)
 
 
-@override_settings(AUTHENTICATION_BACKENDS=[MODEL, SSO])
-def test_w001_model_backend_before_sso_backend() -> None:
-    messages = checks.check_settings()
+SUBCLASS = "tests.test_backends.CompanyBackend"
+
+
+@override_settings(AUTHENTICATION_BACKENDS=[SUBCLASS, MODEL])
+def test_e001_accepts_a_subclass_of_sso_backend() -> None:
+    assert checks.check_settings() == []
+
+
+@override_settings(AUTHENTICATION_BACKENDS=["tests.nowhere.Backend", MODEL])
+def test_e001_backend_that_does_not_import_is_not_ours() -> None:
+    assert "django_entra_sso.E001" in ids_of(checks.check_settings())
+
+
+@pytest.mark.parametrize("sso", [SSO, SUBCLASS])
+def test_w001_model_backend_before_sso_backend(sso: str) -> None:
+    with override_settings(AUTHENTICATION_BACKENDS=[MODEL, sso]):
+        messages = checks.check_settings()
     assert ids_of(messages) == ["django_entra_sso.W001"]
     assert messages[0].hint
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.test import Client
 
-from django_entra_sso.models import Connector, EmailDomain, Identity
+from django_entra_sso.models import Connector, Identity
 from tests.fakeidp import FakeIdP
 from tests.helpers import (
     ENTRA_TEMPLATE,
@@ -33,9 +33,7 @@ def entra_idp() -> Iterator[FakeIdP]:
 
 @pytest.fixture
 def entra_connector(entra_idp: FakeIdP) -> Connector:
-    connector = entra_common_connector(entra_idp, allowed_tenants=[TENANT])
-    EmailDomain.objects.create(domain="contoso.com", connector=connector)
-    return connector
+    return entra_common_connector(entra_idp, allowed_tenants=[TENANT], domain="contoso.com")
 
 
 def tenant_claims(tid: str = TENANT, **more: str) -> dict[str, str]:

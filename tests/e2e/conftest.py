@@ -11,7 +11,7 @@
   their pages; connectors are made per test (``transactional_db`` empties the tables after each).
 
 Missing node, ``npm ci`` or Chromium skip these tests locally and fail them under ``CI=true``
-(``tests.conftest.require``). Every browser wait is bounded by ``TIMEOUT_MS``.
+(``tests.helpers.require``). Every browser wait is bounded by ``TIMEOUT_MS``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from django_entra_sso.models import Connector, EmailDomain
+from django_entra_sso.models import Connector
 from tests.e2e.oidc_provider import NodeOIDCProvider, provider_available
-from tests.helpers import require
+from tests.helpers import make_connector, require
 
 CHROMIUM = os.environ.get("ENTRA_SSO_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -212,18 +212,15 @@ class E2E:
 
     def make_connector(self, slug: str) -> Connector:
         client = CLIENTS[slug]
-        connector = Connector(
-            slug=slug,
-            name=slug.capitalize(),
-            provider="oidc",
+        return make_connector(
+            None,
+            slug,
+            domain=client.domain,
             issuer=self.op_for(slug).issuer,
             client_id=client.client_id,
+            client_secret=CLIENT_SECRET,
             response_mode=client.response_mode,
         )
-        connector.client_secret = CLIENT_SECRET
-        connector.save()
-        EmailDomain.objects.create(domain=client.domain, connector=connector)
-        return connector
 
     # -- the site's pages -------------------------------------------------------------------
     def start_sign_in(self, page: Any, email: str, next_path: str = "/private/") -> None:
