@@ -50,7 +50,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "use_userinfo",
                     "allowed_tenants",
                     "group_mapping",
-                        )
+                )
             },
         ),
     )
