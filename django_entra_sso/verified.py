@@ -47,7 +47,7 @@ class IdPSession:
     #: How the IdP names the person in logout messages (OIDC ``sub``).
     subject: str
     #: What the adapter needs later to end the IdP session (OIDC: ``id_token_hint``,
-    #: ``logout_hint``). Kept in the Django session; never a secret.
+    #: ``logout_hint``). Kept in the Django session, so no client secret belongs here.
     sign_out: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 

@@ -10,10 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from django_entra_sso.models import Connector
+from django_entra_sso.sessions import signed_in_connector
 
-# The session key django-entra-sso sets to the slug of the connector a person
-# signed in through.
-CONNECTOR_SESSION_KEY = "entra_sso_connector"
 SSO_BACKEND = "django_entra_sso.backends.SSOBackend"
 
 BOOKS = [
@@ -26,11 +24,9 @@ BOOKS = [
 
 
 def _connector_of(request: HttpRequest) -> Connector | None:
-    slug = request.session.get(CONNECTOR_SESSION_KEY)
-    if isinstance(slug, str):
-        found = Connector.objects.filter(slug=slug).first()
-        if found is not None:
-            return found
+    found = signed_in_connector(request)
+    if found is not None:
+        return found
     if request.session.get(BACKEND_SESSION_KEY) != SSO_BACKEND:
         return None  # signed in with a password (the admin)
     # Signed in through SSO but the slug is gone (say, the connector was renamed):
