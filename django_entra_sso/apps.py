@@ -1,3 +1,5 @@
+"""The app's configuration: system checks and signal receivers are registered when ready."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

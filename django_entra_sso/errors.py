@@ -1,7 +1,9 @@
 """What a person is told when sign-in or sign-out cannot go on.
 
-Each reason has a title, a sentence about what happened and one about what to
-do, all translated. Details never go here: they go to the log.
+Any layer refuses a sign-in by raising ``SignInError`` with a reason code; the
+view turns it into that reason's page. Each reason has a title, a sentence about
+what happened, one about what to do, and a status, all translated. Details never
+go here: they go to the log.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Connectors (one per customer company), their email domains, and who signed in.
 
-No network I/O here: fetching provider metadata lives in ``metadata.py``.
+No network I/O here: fetching provider metadata lives in ``oidc/metadata.py``.
 """
 
 from __future__ import annotations
