@@ -19,11 +19,11 @@ from django.core.management import CommandError, call_command
 
 from django_entra_sso.models import Connector, EmailDomain, SSOSession
 from tests.fakeidp import FakeIdP
+from tests.helpers import TENANT
 
 pytestmark = pytest.mark.django_db
 
 
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 ENTRA_ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
 
 

@@ -10,11 +10,9 @@ from django.db import IntegrityError, transaction
 
 from django_entra_sso.models import Connector, EmailDomain
 from tests import helpers
+from tests.helpers import TENANT
 
 pytestmark = pytest.mark.django_db
-
-
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 
 def make_connector(**fields: Any) -> Connector:

@@ -17,13 +17,12 @@ from django.test import Client
 from django_entra_sso.errors import SignInError
 from django_entra_sso.models import Connector, Identity
 from tests.fakeidp import FakeIdP, Fault
-from tests.helpers import SignIn, assert_refused, make_connector, signed_in_user
+from tests.helpers import TENANT, SignIn, assert_refused, make_connector, signed_in_user
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 OID = "4b4d3c57-0000-4000-8000-00000000a11c"
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 
 @pytest.fixture
