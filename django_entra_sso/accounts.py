@@ -10,7 +10,12 @@ savepoint that settles a race. The rules:
   its own domains; a domain that belongs to another connector is refused.
 - **Linking.** An existing account is attached by email only when the connector
   allows it, the email's domain is one of the connector's, the IdP vouches for
-  the email, exactly one account has it and no identity at this issuer owns it.
+  the email, exactly one account has it and it has no SSO identity at all
+  (an account that signs in through another connector is linked by an admin,
+  never by email: that is how pre-hijacked accounts would absorb a victim).
+- **Emails are stored only when vouched for**: the IdP says the email is verified,
+  or its domain is one of the connector's own (the connector speaks for its
+  domains). Otherwise a user's email is left as it was.
 - **Just-in-time users** when the connector creates users; two first sign-ins of
   one person at the same moment make one user.
 - **Claims refreshed** (names, email) and **mapped groups** kept in step at every
@@ -188,8 +193,9 @@ def linkable_user(person: VerifiedPerson) -> Any:
     email_field = user_model.get_email_field_name()
     candidates = list(
         user_model._default_manager.filter(**{f"{email_field}__iexact": email})
-        # An account already tied to another person at this issuer is theirs.
-        .exclude(sso_identities__issuer=person.issuer)[:2]
+        # An account that already signs in through SSO anywhere is someone's:
+        # its email may have been stored unverified, or set by its holder.
+        .filter(sso_identities__isnull=True)[:2]
     )
     # Two accounts with one email: linking either would be a guess.
     return candidates[0] if len(candidates) == 1 else None
@@ -211,12 +217,30 @@ def derived_username(person: VerifiedPerson) -> str:
     return app_settings.USERNAME_PREFIX + base64.b32encode(digest).decode().rstrip("=").lower()
 
 
+def email_is_vouched_for(person: VerifiedPerson) -> bool:
+    """May ``person.email`` be stored as the user's email?
+
+    When the IdP says it verified it, or when the email's domain is one of the
+    connector's own (domain ownership has checked that no other connector owns
+    it). An unverified email from a connector without domains is only what the
+    person typed into their IdP profile.
+    """
+    if not person.email:
+        return False
+    if person.email_verified or app_settings.STORE_UNVERIFIED_EMAIL:
+        return True
+    domain = domain_of_email(person.email)
+    return domain is not None and person.connector.domains.filter(domain=domain).exists()
+
+
 def apply_profile(user: Any, person: VerifiedPerson) -> bool:
-    """Copy names and email from the IdP onto ``user``; ``True`` when something changed."""
+    """Copy names and (vouched-for) email from the IdP onto ``user``; ``True`` on a change."""
     values = {
         "first_name": person.given_name,
         "last_name": person.family_name,
-        get_user_model().get_email_field_name(): person.email,
+        get_user_model().get_email_field_name(): (
+            person.email if email_is_vouched_for(person) else None
+        ),
     }
     changed = False
     for field, value in values.items():
@@ -261,19 +285,34 @@ def sync_groups(user: Any, person: VerifiedPerson) -> None:
 def refuse_password_for_sso_only(credentials: dict[str, Any]) -> None:
     """Stop a password sign-in of an SSO-only domain before any backend checks the password.
 
-    Raises ``PermissionDenied``, which makes Django try no further backend.
+    Looks at every credential that looks like an email (``username``, ``email``,
+    or whatever a site's backend takes) and at the user the model's manager finds
+    by natural key, as ``ModelBackend`` does (a case-insensitive manager finds
+    ``ALICE`` too). Raises ``PermissionDenied``, which makes Django try no
+    further backend.
     """
     if credentials.get("password") is None:
         return
-    user_model = get_user_model()
-    username = credentials.get("username", credentials.get(user_model.USERNAME_FIELD))
-    if not isinstance(username, str) or not username:
-        return
-    emails = [username] if "@" in username else []
-    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
-    email_field = user_model.get_email_field_name()
+    emails = [
+        value
+        for name, value in credentials.items()
+        if name != "password" and isinstance(value, str) and "@" in value
+    ]
+    user = _user_by_natural_key(credentials)
+    email_field = get_user_model().get_email_field_name()
     if user is not None and getattr(user, email_field, None):
         emails.append(str(getattr(user, email_field)))
     domains = {d for d in (domain_of_email(e) for e in emails) if d}
     if domains and EmailDomain.objects.filter(domain__in=domains, sso_only=True).exists():
         raise PermissionDenied("This domain signs in with single sign-on only.")
+
+
+def _user_by_natural_key(credentials: dict[str, Any]) -> Any:
+    user_model = get_user_model()
+    username = credentials.get("username", credentials.get(user_model.USERNAME_FIELD))
+    if not isinstance(username, str) or not username:
+        return None
+    try:
+        return user_model._default_manager.get_by_natural_key(username)
+    except (user_model.DoesNotExist, user_model.MultipleObjectsReturned):
+        return None

@@ -44,3 +44,12 @@ class SSOBackend(AccountHooks, OIDCAuthenticationBackend):
             refuse_password_for_sso_only(credentials)
             return None
         return user_for(sso_person, request=request, hooks=self)
+
+    def get_user(self, user_id: Any) -> Any:
+        """The session's user, unless they may no longer sign in (as ``ModelBackend``).
+
+        mozilla-django-oidc's ``get_user`` returns deactivated users too, which
+        kept an offboarded person signed in until their session expired.
+        """
+        user = super().get_user(user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
@@ -138,3 +139,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return errors
+
+
+@register(Tags.database, Tags.security)
+def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Connectors saved before a rule existed; run by ``migrate`` and ``check --database``."""
+    if not databases:
+        return []
+    from .models import Connector
+
+    warnings: list[Any] = []
+    for alias in databases:
+        try:
+            connectors = list(
+                Connector.objects.using(alias).filter(provider="entra_id").order_by("slug")
+            )
+            problems = [(c, c.open_tenancy_problem()) for c in connectors]
+        except DatabaseError:
+            continue  # not migrated yet: nothing saved to check
+        for connector, problem in problems:
+            if problem:
+                warnings.append(
+                    Warning(
+                        f"Connector {connector.slug!r} is open to every Entra tenant: {problem}",
+                        hint=(
+                            "Sign-ins through it are refused until it is fixed. Add the "
+                            "customer's tenant ID to its allowed tenants (admin, or "
+                            "sso_connector add SLUG ... --tenant TENANT_ID)."
+                        ),
+                        obj=connector,
+                        id="django_entra_sso.W003",
+                    )
+                )
+    return warnings

@@ -119,9 +119,23 @@ class AppSettings:
         return str(self._get("USERNAME_PREFIX", "sso-"))
 
     @property
+    def STORE_UNVERIFIED_EMAIL(self) -> bool:
+        """Store an email the IdP did not verify, from a connector without domains.
+
+        Default ``False``: such an email is only what the person typed into their
+        profile at the IdP; storing it invited account pre-hijacking.
+        """
+        return bool(self._get("STORE_UNVERIFIED_EMAIL", False))
+
+    @property
     def LOGOUT_TOKEN_REPLAY_TTL(self) -> int:
-        """Seconds a back-channel logout token's ``jti`` is remembered to refuse replays."""
-        return int(self._get("LOGOUT_TOKEN_REPLAY_TTL", 600))
+        """Seconds a back-channel logout token's ``jti`` is remembered to refuse replays.
+
+        Never less than a token can be accepted for (``MAX_TOKEN_AGE`` plus the
+        clock leeway on both sides), whatever the setting says.
+        """
+        window = self.MAX_TOKEN_AGE + 2 * self.CLOCK_LEEWAY
+        return max(int(self._get("LOGOUT_TOKEN_REPLAY_TTL", window)), window)
 
 
 app_settings = AppSettings()

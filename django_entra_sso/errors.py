@@ -142,6 +142,15 @@ MESSAGES = {
         ASK_ADMIN,
         403,
     ),
+    "wrong_organization": (
+        _("This account belongs to another organization"),
+        _(
+            "You signed in with an account that is not managed by the organization "
+            "this sign-in is for, such as a personal account."
+        ),
+        _("Sign in again with your work account."),
+        403,
+    ),
     "no_account": (
         _("No account for you yet"),
         _(

@@ -1,10 +1,15 @@
-"""The connector form: a write-only client secret and clear validation."""
+"""The connector form: a write-only client secret and clear validation.
+
+The secret is never rendered back to anyone: the widget never shows a value and
+the admin shows only whether one is set and when it last changed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import Connector
@@ -36,6 +41,7 @@ class ConnectorForm(forms.ModelForm):
             "prompt",
             "enabled",
             "allowed_tenants",
+            "allow_any_tenant",
             "link_existing_by_email",
             "create_users",
             "use_userinfo",
@@ -58,3 +64,24 @@ class ConnectorForm(forms.ModelForm):
         if secret:
             self.instance.client_secret = secret
         return super().save(commit=commit)
+
+
+class EmailDomainFormSet(forms.BaseInlineFormSet):
+    """The connector's domains, checked against its tenancy once both are known.
+
+    The admin saves the connector form (without committing) before it validates
+    the inline domains, so ``self.instance`` here holds the tenancy being saved.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        has_domains = any(
+            form.cleaned_data.get("domain") and not form.cleaned_data.get("DELETE")
+            for form in self.forms
+            if hasattr(form, "cleaned_data")
+        )
+        if not has_domains:
+            return
+        problem = self.instance.open_tenancy_problem(has_domains=True)
+        if problem:
+            raise ValidationError(problem, code="open_tenancy")

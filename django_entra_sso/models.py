@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import providers
@@ -53,6 +54,9 @@ class Connector(models.Model):
     )
     client_id = models.CharField(_("client ID"), max_length=255)
     client_secret_encrypted = models.TextField(_("client secret (encrypted)"), blank=True)
+    client_secret_changed_at = models.DateTimeField(
+        _("client secret last changed"), null=True, blank=True, editable=False
+    )
     extra_scopes = models.CharField(
         _("extra scopes"),
         max_length=500,
@@ -79,7 +83,17 @@ class Connector(models.Model):
         blank=True,
         help_text=_(
             "For multi-tenant issuers (common, organizations): the tenant IDs allowed "
-            "to sign in. Empty allows every tenant."
+            "to sign in. Leave empty only together with “allow any tenant”."
+        ),
+    )
+    allow_any_tenant = models.BooleanField(
+        _("allow any tenant"),
+        default=False,
+        help_text=_(
+            "For multi-tenant issuers with an empty allow-list: let people of every Entra "
+            "tenant sign in. Any tenant's administrator can then create an account with any "
+            "email address and any roles, so this cannot be combined with email domains or a "
+            "group mapping."
         ),
     )
     link_existing_by_email = models.BooleanField(
@@ -126,6 +140,7 @@ class Connector(models.Model):
     @client_secret.setter
     def client_secret(self, value: str) -> None:
         self.client_secret_encrypted = encrypt_secret(value)
+        self.client_secret_changed_at = timezone.now()
 
     @property
     def has_client_secret(self) -> bool:
@@ -152,6 +167,45 @@ class Connector(models.Model):
     def allowed_tenant_ids(self) -> set[str]:
         return {str(t).strip().lower() for t in (self.allowed_tenants or []) if str(t).strip()}
 
+    def open_tenancy_problem(self, *, has_domains: bool | None = None) -> str | None:
+        """Why this connector's tenancy is unsafe, or ``None``.
+
+        A multi-tenant Entra connector with no tenant allow-list signs in people of
+        every tenant, and any tenant's administrator can mint users with any email
+        and any roles: such a connector may not own email domains (it would speak
+        for ``ceo@contoso.com``) or map roles to groups. ``allow_any_tenant`` is
+        the site owner's explicit choice of an open connector; it still may not
+        own domains or map groups. ``has_domains`` is passed by forms whose domains
+        are not saved yet; by default the saved ones count.
+        """
+        if not self.is_multi_tenant or self.allowed_tenant_ids:
+            return None
+        if has_domains is None:
+            has_domains = self.pk is not None and self.domains.exists()
+        if has_domains:
+            return str(
+                _(
+                    "A multi-tenant issuer without a tenant allow-list cannot own email domains: "
+                    "any tenant could sign in as anyone of those domains. List the allowed "
+                    "tenant IDs."
+                )
+            )
+        if self.group_mapping:
+            return str(
+                _(
+                    "A multi-tenant issuer without a tenant allow-list cannot map groups or "
+                    "roles: any tenant's administrator assigns them. List the allowed tenant IDs."
+                )
+            )
+        if not self.allow_any_tenant:
+            return str(
+                _(
+                    "A multi-tenant issuer needs a tenant allow-list, or “allow any tenant” "
+                    "ticked to let every Entra tenant sign in."
+                )
+            )
+        return None
+
     def clean(self) -> None:
         errors: dict[str, Any] = {}
         self.issuer = normalize_issuer(self.issuer)
@@ -171,6 +225,10 @@ class Connector(models.Model):
             )
         if not isinstance(self.group_mapping, dict):
             errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
+        if "allowed_tenants" not in errors and "issuer" not in errors:
+            problem = self.open_tenancy_problem()
+            if problem:
+                errors["allowed_tenants"] = problem
         if errors:
             raise ValidationError(errors)
 

@@ -130,6 +130,18 @@ def end_idp_session(
     return end_sessions_for_subject(connector, idp_session.subject, reason=reason, request=request)
 
 
+def end_sessions_for_user(
+    user: AbstractBaseUser, *, reason: str, request: HttpRequest | None = None
+) -> int:
+    """End every SSO session of ``user``, at every connector; return how many.
+
+    Deactivating a user calls this (``receivers``); call it yourself after a
+    bulk ``update(is_active=False)``, which sends no signal.
+    """
+    rows = list(SSOSession.objects.filter(user=user).select_related("connector", "user"))
+    return _end(rows, reason=reason, request=request) if rows else 0
+
+
 def forget_session(session_key: str | None) -> None:
     """Drop the index rows of a session that ended here (local sign-out)."""
     if session_key:

@@ -15,5 +15,6 @@ sso_user_created = Signal()
 #: An SSO session ended.
 #: Arguments: ``request`` (``None`` for back-channel), ``user`` (may be ``None``),
 #: ``connector``, ``session_key``, ``reason`` — one of ``"local"``,
-#: ``"frontchannel"``, ``"backchannel"``.
+#: ``"frontchannel"``, ``"backchannel"``, ``"deactivated"`` (the user was saved
+#: with ``is_active=False``).
 sso_signed_out = Signal()

@@ -60,6 +60,41 @@ def validate_issuer(value: str) -> None:
     )
 
 
+def _is_internal_host(host: str) -> bool:
+    """Loopback, private, link-local or otherwise non-public, by name or IP literal."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global or address.is_multicast
+
+
+def endpoint_problem(url: str, *, issuer: str) -> str | None:
+    """Why the client may not call ``url`` (from ``issuer``'s discovery document), or ``None``.
+
+    Endpoints must be ``https://``, as issuers are; plain ``http://`` only on
+    loopback, and only for a loopback issuer (a local IdP in development). An
+    issuer on the internet may not point at loopback, private or link-local
+    addresses: its document would make this server send its client credentials
+    and a chosen ``code`` to the site's own internal services. Host names are
+    not resolved here; the remaining trust in the document is the IdP's TLS
+    certificate for the issuer itself.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or parts.scheme not in ("https", "http"):
+        return "is not an https:// URL"
+    issuer_on_loopback = is_loopback_host(urlsplit(issuer).hostname)
+    if parts.scheme == "http" and not (issuer_on_loopback and is_loopback_host(host)):
+        return "uses plain http:// (only loopback issuers may use loopback http:// endpoints)"
+    if not issuer_on_loopback and _is_internal_host(host):
+        return "points at a loopback, private or link-local address"
+    return None
+
+
 def normalize_domain(value: str) -> str:
     """Lower-case and IDNA-encode an email domain, refusing what is not one.
 

@@ -156,6 +156,7 @@ class CallbackView(View):
 
     http_method_names = ["get", "post", "head", "options"]
 
+    @sensitive_variables("data")
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
         # A cross-site POST carries no SameSite=Lax session cookie: keep what the
         # IdP posted and come back as a top-level GET, which does carry it.
@@ -168,11 +169,16 @@ class CallbackView(View):
             handle = flow.stash_form_post(data)
         except Exception as exc:  # noqa: BLE001 - a cache that is down must not be a 500
             return error_response(request, "unavailable", log=f"cache: {exc!r}")
+        if handle is None:
+            return error_response(
+                request, "invalid_state", log="form_post without a well-formed state, or too long"
+            )
         url = reverse("entra_sso:callback", args=[slug]) + "?" + urlencode({"resume": handle})
         response = HttpResponseRedirect(url, status=303)  # type: ignore[call-arg]
         response["Cache-Control"] = "no-store"
         return response
 
+    @sensitive_variables("params")
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
         params: dict[str, str] | None
         if "resume" in request.GET:
@@ -186,7 +192,7 @@ class CallbackView(View):
             params = {name: _param(request.GET, name) for name in flow.FORM_POST_FIELDS}
         return self.complete(request, slug, params)
 
-    @method_decorator(sensitive_variables("params"))
+    @sensitive_variables("params")
     def complete(self, request: HttpRequest, slug: str, params: dict[str, str]) -> HttpResponse:
         connector = Connector.objects.filter(slug=slug).first()
         if connector is None:

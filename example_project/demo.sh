@@ -177,8 +177,10 @@ step "Preparing the bookstore (data in $BOOKSTORE_DATA_DIR)"
 site() { (cd "$HERE" && DJANGO_SETTINGS_MODULE=bookstore.settings "$PY" manage.py "$@"); }
 quietly "migrating the bookstore" site migrate --noinput
 if [[ "$LOCAL_IDP" != 0 ]]; then
+	# The secret goes through the environment, not the command line (ps, history).
+	export BOOKSTORE_CLIENT_SECRET="$SECRET"
 	quietly "adding the bookstore connector" site sso_connector add bookstore \
-		--issuer "$IDP_ISSUER" --client-id "$CLIENT_ID" --client-secret "$SECRET" \
+		--issuer "$IDP_ISSUER" --client-id "$CLIENT_ID" --client-secret-env BOOKSTORE_CLIENT_SECRET \
 		--name "Bookstore Demo IdP" --provider oidc --domain bookstore.example \
 		--response-mode query
 	quietly "seeding the bookstore" site bookstore_setup \
@@ -196,7 +198,7 @@ if [[ "$ENTRA" == 1 ]]; then
 	done
 	quietly "adding the entra connector" site sso_connector add entra \
 		--issuer "$ENTRA_ISSUER" --client-id "$ENTRA_CLIENT_ID" \
-		--client-secret "$ENTRA_CLIENT_SECRET" --name "Microsoft Entra ID" \
+		--client-secret-env ENTRA_CLIENT_SECRET --name "Microsoft Entra ID" \
 		--provider entra_id --response-mode form_post "${entra_domains[@]}"
 fi
 

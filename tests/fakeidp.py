@@ -64,6 +64,7 @@ class Fault:
     body: bytes | None = None
     delay: float = 0.0
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,10 +238,18 @@ class FakeIdP:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, payload: Any, content_type: str = "application/json"):
+            def _send(
+                self,
+                status: int,
+                payload: Any,
+                content_type: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -253,7 +262,7 @@ class FakeIdP:
                     time.sleep(fault.delay)
                 if fault.status == 200 and fault.body is None:
                     return False
-                self._send(fault.status, fault.body or b"{}", fault.content_type)
+                self._send(fault.status, fault.body or b"{}", fault.content_type, fault.headers)
                 return True
 
             def do_GET(self) -> None:

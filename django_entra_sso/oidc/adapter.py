@@ -44,12 +44,21 @@ def _metadata(connector: Connector) -> ProviderMetadata:
         raise SignInError("provider_unreachable", str(exc)) from exc
 
 
+def _usable(connector: Connector) -> None:
+    """Refuse a connector that is off, or whose tenancy would let anyone in."""
+    if not connector.enabled:
+        raise SignInError("disabled", f"{connector.slug} is disabled.")
+    problem = connector.open_tenancy_problem()
+    if problem:
+        # Saved before the rule existed (system check W003 names it): refuse.
+        raise SignInError("misconfigured", f"{connector.slug}: {problem}")
+
+
 def start_sign_in(
     request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
 ) -> str:
     """The authorization URL to send the browser to; the pending sign-in goes in its session."""
-    if not connector.enabled:
-        raise SignInError("disabled", f"{connector.slug} is disabled.")
+    _usable(connector)
     metadata = _metadata(connector)
     domain = domain_of_email(login_hint) if login_hint else None
     return flow.start(
@@ -69,7 +78,7 @@ def start_sign_in(
     )
 
 
-@sensitive_variables("params", "code", "tokens", "id_token", "access_token")
+@sensitive_variables("params", "pending", "code", "tokens", "id_token", "access_token")
 def complete_sign_in(
     session: SessionBase, connector: Connector, params: Mapping[str, str]
 ) -> VerifiedSignIn:
@@ -83,8 +92,7 @@ def complete_sign_in(
         raise SignInError("invalid_state", "unknown state")
     if pending.connector != connector.slug:
         raise SignInError("wrong_callback", f"state of {pending.connector} came back here")
-    if not connector.enabled:
-        raise SignInError("disabled", "the connector was switched off meanwhile")
+    _usable(connector)
     metadata = _metadata(connector)
     response_iss = params.get("iss", "")
     if not flow.response_issuer_acceptable(response_iss, metadata):
@@ -120,6 +128,7 @@ def complete_sign_in(
             raise SignInError("invalid_token", str(exc)) from exc
     if connector.use_userinfo:
         claims = client.merge_userinfo(metadata, access_token, claims)
+    check_hosted_domain(connector, claims)
     return VerifiedSignIn(
         person=person_from_claims(connector, claims),
         idp_session=idp_session_from(claims, id_token),
@@ -143,6 +152,24 @@ def _checked_id_token(
     except TokenError as exc:
         logger.warning("ID token from connector %s refused: %s", connector.slug, exc)
         raise SignInError("invalid_token", str(exc)) from exc
+
+
+def check_hosted_domain(connector: Connector, claims: Mapping[str, Any]) -> None:
+    """Google Workspace: the account must belong to one of the connector's domains.
+
+    The ``hd`` authorize parameter is only a hint to Google's account chooser; the
+    ``hd`` claim is what says which Workspace the account belongs to, and a
+    personal Google account has none. Google's guidance is to check it.
+    """
+    if connector.provider != providers.GOOGLE_WORKSPACE:
+        return
+    hd = claims.get("hd")
+    domains = set(connector.domains.values_list("domain", flat=True))
+    if not isinstance(hd, str) or not hd or (domains and hd.lower() not in domains):
+        raise SignInError(
+            "wrong_organization",
+            f"Google hd {hd!r} is not one of connector {connector.slug}'s domains.",
+        )
 
 
 def person_from_claims(connector: Connector, claims: Mapping[str, Any]) -> VerifiedPerson:

@@ -10,13 +10,16 @@ cannot grow a session without bound.
 no ``SameSite=Lax`` session cookie. The callback stores the posted parameters in
 the cache under a one-time handle and redirects the browser to itself with a
 GET: a top-level GET navigation does carry Lax cookies, and the code stays out
-of the URL.
+of the URL. That POST is unauthenticated, so what it may store is bounded: a
+``state`` of the shape this module makes, and each field under its cap
+(``FORM_POST_MAX_LENGTHS``); anything else is refused before the cache is touched.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +36,18 @@ from .metadata import ProviderMetadata
 PENDING_SESSION_KEY = "entra_sso_pending"
 FORM_POST_TTL = 120
 FORM_POST_FIELDS = ("code", "state", "error", "error_description", "error_uri", "iss")
+#: The longest value kept of each form_post field. Authorization codes are opaque
+#: but stay under 2 KB at Entra ID, Okta, Google and node-oidc-provider.
+FORM_POST_MAX_LENGTHS = {
+    "code": 4096,
+    "state": 128,
+    "error": 128,
+    "error_description": 2048,
+    "error_uri": 2048,
+    "iss": 512,
+}
+#: ``secrets.token_urlsafe(32)`` makes 43 characters; accept that alphabet only.
+STATE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 
 @dataclass
@@ -153,8 +168,24 @@ def end_session_url(
     return with_query(end_session_endpoint, params)
 
 
-def stash_form_post(data: dict[str, str]) -> str:
-    """Keep a form_post answer for the browser's follow-up GET; return the handle."""
+def form_post_acceptable(data: dict[str, str]) -> bool:
+    """Is this what an IdP posts back: a state of our shape, every field within its cap?"""
+    if not isinstance(data.get("state"), str) or not STATE_SHAPE.match(data["state"]):
+        return False
+    return all(
+        isinstance(data[name], str) and len(data[name]) <= limit
+        for name, limit in FORM_POST_MAX_LENGTHS.items()
+        if name in data
+    )
+
+
+def stash_form_post(data: dict[str, str]) -> str | None:
+    """Keep a form_post answer for the browser's follow-up GET; return the handle.
+
+    ``None`` (and nothing stored) when the answer is not acceptable.
+    """
+    if not form_post_acceptable(data):
+        return None
     handle = secrets.token_urlsafe(24)
     kept = {name: data[name] for name in FORM_POST_FIELDS if name in data}
     sso_cache().set(cache_key("form_post", handle), kept, FORM_POST_TTL)

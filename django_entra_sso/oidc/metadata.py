@@ -25,7 +25,7 @@ from .. import providers
 from ..cache import cache_key, tolerant_add, tolerant_get, tolerant_set
 from ..conf import app_settings
 from ..provider_http import ProviderHTTPError, get_json
-from ..validation import DISCOVERY_SUFFIX
+from ..validation import DISCOVERY_SUFFIX, endpoint_problem
 
 if TYPE_CHECKING:
     from ..models import Connector
@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REQUIRED_DISCOVERY_FIELDS = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+ENDPOINT_FIELDS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "userinfo_endpoint",
+    "end_session_endpoint",
+)
 
 
 class MetadataError(Exception):
@@ -90,7 +97,12 @@ def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str
     return doc, now
 
 
-def _parse_discovery(doc: dict[str, Any], url: str) -> ProviderMetadata:
+def parse_discovery(doc: dict[str, Any], *, issuer: str, url: str) -> ProviderMetadata:
+    """The metadata in a discovery document fetched for ``issuer``, its endpoints checked.
+
+    Every endpoint must pass ``validation.endpoint_problem``: the document comes
+    from whoever runs the issuer, and the client sends its credentials to them.
+    """
     missing = [name for name in REQUIRED_DISCOVERY_FIELDS if not isinstance(doc.get(name), str)]
     if missing:
         raise MetadataError(f"The discovery document at {url} lacks {', '.join(missing)}.")
@@ -98,6 +110,13 @@ def _parse_discovery(doc: dict[str, Any], url: str) -> ProviderMetadata:
     for name in ("userinfo_endpoint", "end_session_endpoint"):
         value = doc.get(name)
         optional[name] = value if isinstance(value, str) and value else None
+    for name in ENDPOINT_FIELDS:
+        value = doc.get(name)
+        problem = (
+            endpoint_problem(value, issuer=issuer) if isinstance(value, str) and value else None
+        )
+        if problem:
+            raise MetadataError(f"The discovery document at {url}: {name} {value!r} {problem}.")
     return ProviderMetadata(
         issuer=doc["issuer"],
         authorization_endpoint=doc["authorization_endpoint"],
@@ -112,7 +131,7 @@ def get_metadata(connector: Connector, *, force: bool = False) -> ProviderMetada
     """The connector's discovery document, checked to belong to its issuer."""
     url = discovery_url(connector.issuer)
     doc, _fetched = _cached_fetch("discovery", url, force=force)
-    metadata = _parse_discovery(doc, url)
+    metadata = parse_discovery(doc, issuer=connector.issuer, url=url)
     if not providers.issuer_from_discovery_matches(
         connector.provider, connector.issuer, metadata.issuer
     ):
@@ -219,7 +238,7 @@ def check_connection(connector: Connector) -> ConnectionReport:
     report = ConnectionReport(ok=False, discovery_url=url)
     try:
         doc, _fetched = _cached_fetch("discovery", url, force=True)
-        metadata = _parse_discovery(doc, url)
+        metadata = parse_discovery(doc, issuer=connector.issuer, url=url)
     except MetadataError as exc:
         report.error = str(exc)
         cause = exc.__cause__

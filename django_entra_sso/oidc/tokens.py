@@ -26,6 +26,10 @@ from ..conf import app_settings
 from .metadata import MetadataError, ProviderMetadata, find_signing_key
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: ``typ`` values a logout token may carry (RFC 7515 §4.1.9: compared without case,
+#: ``application/`` may be left off): the explicit type Back-Channel Logout 1.0
+#: recommends, the generic ``JWT`` many IdPs send, or none at all.
+LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt", "jwt"})
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
@@ -113,7 +117,7 @@ def _verify_signature(token: str, metadata: ProviderMetadata, *, leeway: int) ->
         raise TokenError("bad_signature", "The token's signature does not verify.") from exc
     except jwt.MissingRequiredClaimError as exc:
         raise TokenError("missing_claim", f"The token lacks {exc.claim!r}.") from exc
-    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
+    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise TokenError("invalid", f"The token is invalid: {exc.__class__.__name__}.") from exc
     if not isinstance(claims, dict):
         raise TokenError("malformed", "The token's payload is not a JSON object.")
@@ -235,6 +239,10 @@ def check_logout_token(
     allowed_tenants: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Verify a back-channel logout token and return its claims, or raise ``TokenError``."""
+    typ = read_header(token).get("typ")
+    if typ is not None and _media_type(typ) not in LOGOUT_TOKEN_TYPES:
+        # Another kind of token (an access token, say) signed by the same keys.
+        raise TokenError("bad_typ", f"A token of type {typ!r} is not a logout token.")
     claims = _verify(
         token,
         provider=provider,
@@ -255,12 +263,24 @@ def check_logout_token(
     for name in ("sub", "sid", "jti"):
         if name in claims and not isinstance(claims[name], str):
             raise TokenError("malformed", f"The logout token's {name} is not a string.")
+    # Both REQUIRED (§2.4): without a jti a replay cannot be told apart.
+    if not claims.get("jti"):
+        raise TokenError("missing_claim", "The logout token has no jti.")
+    if "exp" not in claims:
+        raise TokenError("missing_claim", "The logout token lacks 'exp'.")
     return claims
+
+
+def _media_type(typ: Any) -> str:
+    value = str(typ).strip().lower()
+    return value.removeprefix("application/")
 
 
 def refuse_replayed_logout_token(claims: Mapping[str, Any], *, scope: str) -> None:
     """Remember a logout token's ``jti`` under ``scope`` (the connector); raise on a replay.
 
+    The ``jti`` is kept for as long as the token could be accepted
+    (``LOGOUT_TOKEN_REPLAY_TTL``, never shorter than ``MAX_TOKEN_AGE`` plus leeway).
     When the cache is down the token counts as new: ending a session twice is
     harmless, refusing a real logout is not.
     """

@@ -1,7 +1,14 @@
-"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets``."""
+"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets``.
+
+The client secret can come from ``--client-secret``, but a command line shows in
+``ps`` and in shell history: ``--client-secret-stdin`` and ``--client-secret-env
+NAME`` keep it out of both.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -24,6 +31,8 @@ def _first_error(exc: ValidationError) -> str:
 
 class Command(BaseCommand):
     help = "Add, list, test and remove single sign-on connectors."
+    # call_command(..., stdin=...) feeds --client-secret-stdin in tests and scripts.
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -31,13 +40,33 @@ class Command(BaseCommand):
         add.add_argument("slug")
         add.add_argument("--issuer", required=True)
         add.add_argument("--client-id", required=True)
-        add.add_argument("--client-secret", required=True)
+        secret = add.add_mutually_exclusive_group()
+        secret.add_argument(
+            "--client-secret",
+            help="The secret itself (visible in ps and shell history; prefer the two below).",
+        )
+        secret.add_argument(
+            "--client-secret-stdin",
+            action="store_true",
+            help="Read the secret from standard input (its first line).",
+        )
+        secret.add_argument(
+            "--client-secret-env",
+            metavar="NAME",
+            help="Read the secret from the environment variable NAME.",
+        )
         add.add_argument("--name")
         add.add_argument("--provider", choices=sorted(PROVIDER_LABELS), default=None)
         add.add_argument("--domain", action="append", default=[], dest="domains")
         add.add_argument("--scopes", default=None, help="Extra scopes, space-separated.")
         add.add_argument("--response-mode", choices=["form_post", "query"], default=None)
         add.add_argument("--tenant", action="append", default=[], dest="tenants")
+        add.add_argument(
+            "--allow-any-tenant",
+            action="store_true",
+            help="A multi-tenant issuer with no --tenant: let every Entra tenant sign in "
+            "(not with --domain).",
+        )
         add.add_argument("--sso-only", action="store_true", help="Mark the domains SSO-only.")
         add.add_argument("--disabled", action="store_true", help="Add the connector switched off.")
         sub.add_parser("list", help="List connectors.")
@@ -55,11 +84,31 @@ class Command(BaseCommand):
         handler = getattr(self, "do_" + action.replace("-", "_"))
         handler(options)
 
+    def _client_secret(self, options: dict[str, Any]) -> tuple[str, str] | None:
+        """``(secret, where it came from)`` from the option given, or ``None`` for none."""
+        if options["client_secret"] is not None:
+            return options["client_secret"].strip(), "--client-secret"
+        if options["client_secret_stdin"]:
+            stream = options.get("stdin") or sys.stdin
+            return stream.readline().strip(), "--client-secret-stdin"
+        name = options["client_secret_env"]
+        if name is not None:
+            if name not in os.environ:
+                raise CommandError(f"--client-secret-env: the variable {name} is not set.")
+            return os.environ[name].strip(), "--client-secret-env"
+        return None
+
     def do_add(self, options: dict[str, Any]) -> None:
         slug = options["slug"]
-        if not options["client_secret"].strip():
+        given = self._client_secret(options)
+        if given is not None and not given[0]:
             # An empty secret would wipe the stored one on update and cannot sign anyone in.
-            raise CommandError("--client-secret: enter the client secret from the IdP.")
+            raise CommandError(f"{given[1]}: enter the client secret from the IdP.")
+        if given is None and not Connector.objects.filter(slug=slug).exists():
+            raise CommandError(
+                "Give the client secret with --client-secret-stdin, --client-secret-env NAME "
+                "or --client-secret."
+            )
         try:
             domains = [normalize_domain(d) for d in options["domains"]]
         except ValidationError as exc:
@@ -73,7 +122,8 @@ class Command(BaseCommand):
         connector.name = options["name"] or connector.name or slug
         connector.issuer = options["issuer"]
         connector.client_id = options["client_id"]
-        connector.client_secret = options["client_secret"]
+        if given is not None:
+            connector.client_secret = given[0]
         if options["scopes"] is not None:
             connector.extra_scopes = " ".join(
                 s for s in options["scopes"].split() if s not in ("openid", "profile", "email")
@@ -82,12 +132,18 @@ class Command(BaseCommand):
             connector.response_mode = options["response_mode"]
         if options["tenants"]:
             connector.allowed_tenants = [t.strip().lower() for t in options["tenants"]]
+        if options["allow_any_tenant"]:
+            connector.allow_any_tenant = True
         if options["disabled"]:
             connector.enabled = False
         try:
             connector.full_clean(validate_unique=True)
         except ValidationError as exc:
             raise CommandError(_first_error(exc)) from exc
+        if domains:
+            problem = connector.open_tenancy_problem(has_domains=True)
+            if problem:
+                raise CommandError(f"--domain: {problem}")
         taken = (
             EmailDomain.objects.filter(domain__in=domains)
             .exclude(connector__slug=slug)
