@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -212,9 +213,40 @@ def link_identity(user: Any, person: VerifiedPerson) -> Identity:
 
 
 def derived_username(person: VerifiedPerson) -> str:
-    """A username derived from the identity key: stable, and it cannot collide."""
-    digest = hashlib.sha256(f"{person.issuer}\n{person.subject}".encode()).digest()
-    return app_settings.USERNAME_PREFIX + base64.b32encode(digest).decode().rstrip("=").lower()
+    """A readable username that is not taken: ``sso-alice``, else ``sso-alice-k3f9qa``.
+
+    Made from the vouched-for email's local part (else the given and family
+    names); when that is taken, six characters of a hash of the identity key are
+    added, and when even that is taken (or nothing readable is known) the whole
+    hash, which cannot collide. Only a label: the identity stays keyed by issuer
+    and subject (``Identity``), so a person renamed at the IdP keeps their account.
+    """
+    digest = base64.b32encode(
+        hashlib.sha256(f"{person.issuer}\n{person.subject}".encode()).digest()
+    )
+    digest_text = digest.decode().rstrip("=").lower()
+    prefix = app_settings.USERNAME_PREFIX
+    user_model = get_user_model()
+    field = user_model.USERNAME_FIELD
+    max_length = getattr(user_model._meta.get_field(field), "max_length", None) or 150
+    readable = _readable_name(person)[: max(max_length - len(prefix) - 7, 0)]
+    candidates = (
+        [f"{prefix}{readable}", f"{prefix}{readable}-{digest_text[:6]}"] if readable else []
+    )
+    for candidate in candidates:
+        if not user_model._default_manager.filter(**{f"{field}__iexact": candidate}).exists():
+            return candidate
+    return (prefix + digest_text)[:max_length]
+
+
+def _readable_name(person: VerifiedPerson) -> str:
+    """``alice.liddell`` from ``Alice.Liddell@contoso.com`` (or from the names); ``""`` if none."""
+    if person.email and email_is_vouched_for(person):
+        source = person.email.rpartition("@")[0]
+    else:
+        source = ".".join(n for n in (person.given_name, person.family_name) if n)
+    cleaned = re.sub(r"[^\w.+-]+", ".", source.strip().lower(), flags=re.UNICODE).strip(".-+")
+    return cleaned[:40]
 
 
 def email_is_vouched_for(person: VerifiedPerson) -> bool:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .forms import ConnectorForm, EmailDomainFormSet
-from .models import Connector, EmailDomain, Identity, SSOSession
+from .models import Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc.metadata import check_connection
 
 
@@ -99,7 +99,21 @@ class ConnectorAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("email domains"))
     def domain_list(self, obj: Connector) -> str:
-        return ", ".join(d.domain for d in obj.domains.all())
+        domains = ", ".join(d.domain for d in obj.domains.all())
+        return domains or str(_("None: the sign-in page cannot send anyone here"))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not form.instance.domains.exists():
+            self.message_user(
+                request,
+                _(
+                    "%(name)s has no email domain, so the sign-in page cannot send anyone to it "
+                    "(only links with ?connector=%(slug)s can). Add the company's email domains."
+                )
+                % {"name": form.instance.name, "slug": form.instance.slug},
+                messages.WARNING,
+            )
 
     def get_urls(self) -> list[Any]:
         custom = [
@@ -125,6 +139,11 @@ class ConnectorAdmin(admin.ModelAdmin):
             extra_context["test_connection_url"] = reverse(
                 "admin:django_entra_sso_connector_test", args=[connector.pk]
             )
+            if request.user.has_perm("django_entra_sso.view_signinevent"):
+                extra_context["sign_in_log_url"] = (
+                    reverse("admin:django_entra_sso_signinevent_changelist")
+                    + f"?connector__id__exact={connector.pk}"
+                )
         return super().change_view(request, object_id, form_url, extra_context)
 
     @staticmethod
@@ -144,6 +163,11 @@ class ConnectorAdmin(admin.ModelAdmin):
                 str(_("Back-channel logout URL")),
                 links.backchannel_logout_uri(request, connector),
                 str(_("For IdPs that support OpenID Connect Back-Channel Logout.")),
+            ),
+            (
+                str(_("Post-logout redirect URI")),
+                links.post_logout_redirect_uri(request),
+                str(_("Entra: Authentication → Web → Redirect URIs too (where sign-out returns).")),
             ),
             (
                 str(_("Initiate login URI")),
@@ -194,26 +218,45 @@ class ConnectorAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """The person behind each row by name and email, not only the generated username."""
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description=_("name"), ordering="user__last_name")
+    def user_name(self, obj: Any) -> str:
+        return str(obj.user.get_full_name() or "")
+
+    @admin.display(description=_("email"), ordering="user__email")
+    def user_email(self, obj: Any) -> str:
+        return str(getattr(obj.user, obj.user.get_email_field_name(), "") or "")
+
 
 @admin.register(Identity)
 class IdentityAdmin(ReadOnlyAdmin):
-    list_display = ("user", "connector", "subject", "tenant_id", "first_seen", "last_seen")
+    list_display = (
+        "user_name",
+        "user_email",
+        "user",
+        "connector",
+        "subject",
+        "tenant_id",
+        "first_seen",
+        "last_seen",
+    )
     list_filter = ("connector",)
-    search_fields = ("subject", "issuer", "user__username", "user__email")
+    search_fields = ("subject", "issuer", "user__username", "user__email", "user__last_name")
     list_select_related = ("user", "connector")
 
 
 @admin.register(SSOSession)
 class SSOSessionAdmin(ReadOnlyAdmin):
-    list_display = ("user", "connector", "sid", "subject", "created_at")
+    list_display = ("user_name", "user_email", "user", "connector", "sid", "created_at")
     list_filter = ("connector",)
-    search_fields = ("sid", "subject", "user__username")
+    search_fields = ("sid", "subject", "user__username", "user__email", "user__last_name")
     list_select_related = ("user", "connector")
     exclude = ("session_key",)
 
@@ -224,6 +267,35 @@ class SSOSessionAdmin(ReadOnlyAdmin):
         session key character by character from the row counts.
         """
         if lookup.split("__", 1)[0] == "session_key":
+            return False
+        # Django 5.2 passes the request; 4.2 does not know the argument.
+        if request is None:
+            return super().lookup_allowed(lookup, value)  # type: ignore[call-arg]
+        return super().lookup_allowed(lookup, value, request)
+
+
+@admin.register(SignInEvent)
+class SignInEventAdmin(ReadOnlyAdmin):
+    """The sign-in log: read-only; only superusers may delete rows."""
+
+    list_display = ("time", "connector_name", "kind", "outcome", "code", "email", "user")
+    list_filter = ("connector", "outcome", "kind")
+    date_hierarchy = "time"
+    search_fields = ("email", "subject")
+    list_select_related = ("connector", "user")
+    #: What the list may be filtered by: its filters and its date hierarchy, nothing else.
+    filterable_fields = frozenset({"connector", "outcome", "kind", "time"})
+
+    @admin.display(description=_("connector"), ordering="connector_slug")
+    def connector_name(self, obj: SignInEvent) -> str:
+        # The slug stays when the connector is deleted.
+        return str(obj.connector) if obj.connector is not None else obj.connector_slug
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        if lookup.split("__", 1)[0] not in self.filterable_fields:
             return False
         # Django 5.2 passes the request; 4.2 does not know the argument.
         if request is None:

@@ -110,8 +110,11 @@ class AppSettings:
 
     @property
     def POST_LOGOUT_REDIRECT_URL(self) -> str:
-        """Where the IdP sends the browser after sign-out (made absolute); default the site root."""
-        return str(self._get("POST_LOGOUT_REDIRECT_URL", "/"))
+        """Where the IdP sends the browser after sign-out (made absolute; a URL name works).
+
+        Default: this app's "You have been signed out" page (``entra_sso:signed_out``).
+        """
+        return str(self._get("POST_LOGOUT_REDIRECT_URL", "entra_sso:signed_out"))
 
     @property
     def USERNAME_PREFIX(self) -> str:
@@ -136,6 +139,19 @@ class AppSettings:
         """
         window = self.MAX_TOKEN_AGE + 2 * self.CLOCK_LEEWAY
         return max(int(self._get("LOGOUT_TOKEN_REPLAY_TTL", window)), window)
+
+    @property
+    def SIGN_IN_LOG(self) -> bool:
+        """Record sign-in attempts and sign-outs in the sign-in log (``SignInEvent``)."""
+        return bool(self._get("SIGN_IN_LOG", True))
+
+    @property
+    def SIGN_IN_LOG_RETENTION_DAYS(self) -> int:
+        """Days a sign-in log row is kept; ``sso_clear_sessions`` removes older ones.
+
+        ``0`` (or less) keeps them forever.
+        """
+        return int(self._get("SIGN_IN_LOG_RETENTION_DAYS", 90))
 
 
 app_settings = AppSettings()

@@ -213,6 +213,8 @@ class SignInError(Exception):
         super().__init__(message or code)
         self.code = code
         self.status = status or MESSAGES.get(code, MESSAGES["idp_error"])[3]
+        #: Where the person was going, once known: the error page's way back keeps it.
+        self.next_url = ""
 
 
 def page_for_idp_error(error: str) -> str:
@@ -221,9 +223,19 @@ def page_for_idp_error(error: str) -> str:
 
 
 def error_response(
-    request: HttpRequest, code: str, *, log: str = "", status: int | None = None
+    request: HttpRequest,
+    code: str,
+    *,
+    log: str = "",
+    status: int | None = None,
+    next_url: str = "",
 ) -> HttpResponse:
-    """Render the overridable error page for ``code``; ``log`` goes only to the log."""
+    """Render the overridable error page for ``code``; ``log`` goes only to the log.
+
+    Its link back to the sign-in page keeps ``next`` (``next_url``, else the request's).
+    """
+    from .links import next_of, safe_next
+
     title, happened, what_to_do, default_status = MESSAGES.get(code, MESSAGES["idp_error"])
     if log:
         logger.warning("Single sign-on failed (%s): %s", code, log)
@@ -235,6 +247,7 @@ def error_response(
             "title": title,
             "happened": happened,
             "what_to_do": what_to_do,
+            "next": safe_next(next_url) or next_of(request),
         },
         status=status or default_status,
     )

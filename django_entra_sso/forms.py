@@ -6,6 +6,7 @@ the admin shows only whether one is set and when it last changed.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -13,6 +14,87 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import Connector
+
+
+def _json(text: str, field: forms.Field) -> Any:
+    """JSON as earlier versions of this form took it (and as people paste it)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(
+            _("This looks like JSON but is not valid JSON."), code="json"
+        ) from exc
+    expected = list if isinstance(field, TenantListField) else dict
+    if not isinstance(value, expected):
+        raise ValidationError(_("This looks like JSON but is not valid JSON."), code="json")
+    return value
+
+
+class TenantListField(forms.CharField):
+    """Tenant IDs, one per line (or separated by commas or spaces): a list for the JSON field."""
+
+    widget = forms.Textarea(
+        attrs={"rows": 3, "cols": 44, "placeholder": "9188040d-6c67-4c5b-b112-36a304b66dad"}
+    )
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return [str(item).strip().lower() for item in value if str(item).strip()]
+        text = super().to_python(value) or ""
+        if text.startswith("["):
+            return self.to_python(_json(text, self))
+        return [item.lower() for item in text.replace(",", " ").split()]
+
+
+class GroupMappingField(forms.CharField):
+    """Claim value → Django groups, one rule per line: ``claim value = Group, Other group``."""
+
+    widget = forms.Textarea(
+        attrs={
+            "rows": 4,
+            "cols": 60,
+            "placeholder": "readers-group-id = Readers\nAdmin = Staff, Editors",
+        }
+    )
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            lines = []
+            for claim, groups in value.items():
+                names = [groups] if isinstance(groups, str) else list(groups or [])
+                lines.append(f"{claim} = {', '.join(str(name) for name in names)}")
+            return "\n".join(lines)
+        return value
+
+    def to_python(self, value: Any) -> dict[str, list[str]]:
+        if isinstance(value, dict):
+            return value
+        text = super().to_python(value) or ""
+        if text.startswith("{"):
+            return self.to_python(_json(text, self))
+        mapping: dict[str, list[str]] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            claim, sep, groups = line.partition("=")
+            names = [name.strip() for name in groups.split(",") if name.strip()]
+            if not sep or not claim.strip() or not names:
+                raise ValidationError(
+                    _(
+                        "Line %(number)d: write the claim value, “=”, then one or more group "
+                        "names separated by commas, e.g. “readers-group-id = Readers”."
+                    ),
+                    code="bad_rule",
+                    params={"number": number},
+                )
+            mapping.setdefault(claim.strip(), [])
+            mapping[claim.strip()] += [n for n in names if n not in mapping[claim.strip()]]
+        return mapping
 
 
 class ConnectorForm(forms.ModelForm):
@@ -24,6 +106,24 @@ class ConnectorForm(forms.ModelForm):
         help_text=_(
             "Paste the secret's value from the IdP. It is stored encrypted and never shown "
             "again; leave blank to keep the stored secret."
+        ),
+    )
+
+    allowed_tenants = TenantListField(
+        label=_("allowed Entra tenants"),
+        required=False,
+        help_text=_(
+            "For multi-tenant issuers (common, organizations): the tenant IDs allowed to sign "
+            "in, one per line."
+        ),
+    )
+    group_mapping = GroupMappingField(
+        label=_("group mapping"),
+        required=False,
+        help_text=_(
+            "One rule per line: a value of the groups or roles claim, “=”, then the Django "
+            "groups it grants, separated by commas. Mapped groups are kept in sync at each "
+            "sign-in."
         ),
     )
 
@@ -47,11 +147,6 @@ class ConnectorForm(forms.ModelForm):
             "use_userinfo",
             "group_mapping",
         ]
-        # The JSON fields usually hold a short list or nothing: keep them small.
-        widgets = {
-            name: forms.Textarea(attrs={"rows": 2, "cols": 60})
-            for name in ("allowed_tenants", "group_mapping")
-        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

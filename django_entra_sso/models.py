@@ -340,3 +340,82 @@ class SSOSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} via {self.connector.slug}"
+
+
+class SignInEvent(models.Model):
+    """One sign-in attempt or sign-out, for support ("why can't Alice sign in?").
+
+    Written by ``signin_log`` only. Never a token, code, secret, ``state`` or
+    query string: the outcome, its page's code, a reason for admins, who (when
+    known) and a coarse client network.
+    """
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", _("sign-in")
+        SIGN_OUT = "sign_out", _("sign-out")
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("success")
+        REFUSED = "refused", _("refused")
+        ERROR = "error", _("error")
+        # Sign-outs: how the session ended (``sso_signed_out``'s reason).
+        LOCAL = "local", _("signed out here")
+        FRONTCHANNEL = "frontchannel", _("front-channel logout")
+        BACKCHANNEL = "backchannel", _("back-channel logout")
+        DEACTIVATED = "deactivated", _("user deactivated")
+
+    # No index of its own: the (connector, time) index below starts with it.
+    connector = models.ForeignKey(
+        Connector,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="sign_in_events",
+        verbose_name=_("connector"),
+    )
+    #: Kept beside the foreign key so rows still say which connector once it is deleted.
+    connector_slug = models.CharField(_("connector slug"), max_length=64, blank=True)
+    time = models.DateTimeField(_("time"), default=timezone.now)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    code = models.CharField(
+        _("error code"),
+        max_length=64,
+        blank=True,
+        help_text=_("The reference shown to the person on the error page, e.g. wrong_domain."),
+    )
+    detail = models.CharField(
+        _("technical reason"),
+        max_length=1000,
+        blank=True,
+        help_text=_("What the server log says about the refusal, for administrators."),
+    )
+    email = models.CharField(_("email"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sso_sign_in_events",
+        verbose_name=_("user"),
+    )
+    client_network = models.CharField(
+        _("client network"),
+        max_length=64,
+        blank=True,
+        help_text=_("The client's address cut to its network: IPv4 /24, IPv6 /48."),
+    )
+
+    class Meta:
+        verbose_name = _("sign-in event")
+        verbose_name_plural = _("sign-in log")
+        ordering = ("-time", "-pk")
+        indexes = [
+            models.Index(fields=["time"], name="entra_sso_signin_time"),
+            models.Index(fields=["connector", "time"], name="entra_sso_signin_conn_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.get_outcome_display()} ({self.connector_slug})"

@@ -1,4 +1,6 @@
-"""Keep the ``SSOSession`` index in step when Django ends a session or a user leaves."""
+"""Keep the ``SSOSession`` index in step when Django ends a session or a user leaves;
+write sign-ins and sign-outs to the sign-in log.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from . import signin_log
 from .sessions import end_sessions_for_user, forget_session
+from .signals import sso_signed_in, sso_signed_out
 
 
 @receiver(user_logged_out, dispatch_uid="django_entra_sso.forget_session")
@@ -29,3 +33,28 @@ def end_sessions_of_deactivated_user(sender: Any, instance: Any, **kwargs: Any) 
     """
     if getattr(instance, "is_active", True) is False and not kwargs.get("raw"):
         end_sessions_for_user(instance, reason="deactivated")
+
+
+@receiver(sso_signed_in, dispatch_uid="django_entra_sso.sign_in_log.signed_in")
+def log_sign_in(
+    sender: Any,
+    connector: Any = None,
+    request: Any = None,
+    user: Any = None,
+    claims: Any = None,
+    **kwargs: Any,
+) -> None:
+    """Sent after the sign-in's transaction, so the log row is written outside it."""
+    signin_log.record_sign_in(request, connector, user=user, claims=claims or {})
+
+
+@receiver(sso_signed_out, dispatch_uid="django_entra_sso.sign_in_log.signed_out")
+def log_sign_out(
+    sender: Any,
+    connector: Any = None,
+    request: Any = None,
+    user: Any = None,
+    reason: str = "",
+    **kwargs: Any,
+) -> None:
+    signin_log.record_sign_out(request, connector, user=user, reason=reason)

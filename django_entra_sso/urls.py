@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("callback/<slug:slug>/", views.CallbackView.as_view(), name="callback"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("logout/done/", views.SignedOutView.as_view(), name="signed_out"),
     path(
         "logout/frontchannel/<slug:slug>/",
         views.FrontchannelLogoutView.as_view(),

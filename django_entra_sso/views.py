@@ -34,6 +34,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from . import links, signin_log
 from .conf import app_settings
 from .errors import SignInError, error_response
 from .models import Connector, EmailDomain
@@ -54,17 +55,6 @@ from .verified import VerifiedSignIn
 logger = logging.getLogger(__name__)
 
 
-def safe_next(request: HttpRequest, value: Any) -> str:
-    """``value`` when it is a path on this site, else ``""`` (no open redirects)."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
-        return ""
-    if "\\" in value or any(ord(ch) < 32 for ch in value):
-        return ""
-    if not url_has_allowed_host_and_scheme(value, allowed_hosts=None):
-        return ""
-    return value
-
-
 def _param(data: Any, name: str) -> str:
     value = data.get(name, "")
     return value if isinstance(value, str) else ""
@@ -76,14 +66,43 @@ def _start_sign_in(
     try:
         url = adapter.start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)
     except SignInError as exc:
-        return _refused(request, connector, exc)
+        return _refused(request, connector, exc, email=login_hint)
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _refused(request: HttpRequest, connector: Connector, exc: SignInError) -> HttpResponse:
-    return error_response(request, exc.code, log=f"{connector.slug}: {exc}", status=exc.status)
+def _refused(
+    request: HttpRequest,
+    connector: Connector,
+    exc: SignInError,
+    *,
+    email: str = "",
+    subject: str = "",
+) -> HttpResponse:
+    signin_log.record_refusal(
+        request, exc.code, connector=connector, detail=str(exc), email=email, subject=subject
+    )
+    return error_response(
+        request, exc.code, log=f"{connector.slug}: {exc}", status=exc.status, next_url=exc.next_url
+    )
+
+
+def _failed(
+    request: HttpRequest,
+    code: str,
+    *,
+    connector: Connector | None = None,
+    slug: str = "",
+    log: str = "",
+    email: str = "",
+    subject: str = "",
+) -> HttpResponse:
+    """``error_response`` for a sign-in that did not complete, recorded in the sign-in log."""
+    signin_log.record_refusal(
+        request, code, connector=connector, slug=slug, detail=log, email=email, subject=subject
+    )
+    return error_response(request, code, log=log)
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -102,19 +121,21 @@ class LoginView(View):
             {
                 "email": email,
                 "error": error,
-                "next": safe_next(request, request.GET.get("next") or request.POST.get("next")),
+                "next": links.next_of(request),
                 "password_login_url": app_settings.PASSWORD_LOGIN_URL,
+                # Say so rather than make a signed-in person wonder why they are here.
+                "signed_in_user": request.user if request.user.is_authenticated else None,
             },
             status=status,
         )
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        next_url = safe_next(request, request.GET.get("next"))
+        next_url = links.safe_next(request.GET.get("next"))
         slug = _param(request.GET, "connector")
         if slug:
             connector = Connector.objects.filter(slug=slug).first()
             if connector is None:
-                return error_response(request, "unknown_connector")
+                return _failed(request, "unknown_connector", slug=slug)
             return _start_sign_in(
                 request,
                 connector,
@@ -125,7 +146,7 @@ class LoginView(View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         email = _param(request.POST, "email").strip()[:320]
-        next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+        next_url = links.next_of(request)
         domain = domain_of_email(email)
         if domain is None:
             return self.render(
@@ -161,17 +182,20 @@ class CallbackView(View):
         # A cross-site POST carries no SameSite=Lax session cookie: keep what the
         # IdP posted and come back as a top-level GET, which does carry it.
         if not Connector.objects.filter(slug=slug).exists():
-            return error_response(request, "unknown_connector")
+            return _failed(request, "unknown_connector", slug=slug)
         data = {name: request.POST[name] for name in flow.FORM_POST_FIELDS if name in request.POST}
         if not data:
-            return error_response(request, "invalid_state", log="empty form_post callback")
+            return _failed(request, "invalid_state", slug=slug, log="empty form_post callback")
         try:
             handle = flow.stash_form_post(data)
         except Exception as exc:  # noqa: BLE001 - a cache that is down must not be a 500
-            return error_response(request, "unavailable", log=f"cache: {exc!r}")
+            return _failed(request, "unavailable", slug=slug, log=f"cache: {exc!r}")
         if handle is None:
-            return error_response(
-                request, "invalid_state", log="form_post without a well-formed state, or too long"
+            return _failed(
+                request,
+                "invalid_state",
+                slug=slug,
+                log="form_post without a well-formed state, or too long",
             )
         url = reverse("entra_sso:callback", args=[slug]) + "?" + urlencode({"resume": handle})
         response = HttpResponseRedirect(url, status=303)  # type: ignore[call-arg]
@@ -185,9 +209,13 @@ class CallbackView(View):
             try:
                 params = flow.claim_form_post(_param(request.GET, "resume"))
             except Exception as exc:  # noqa: BLE001 - a cache that is down must not be a 500
-                return error_response(request, "unavailable", log=f"cache: {exc!r}")
+                return _failed(request, "unavailable", slug=slug, log=f"cache: {exc!r}")
             if params is None:
-                return error_response(request, "invalid_state", log="unknown form_post handle")
+                if _signed_in_through(request, slug):
+                    return _already_signed_in()
+                return _failed(
+                    request, "invalid_state", slug=slug, log="unknown form_post handle"
+                )
         else:
             params = {name: _param(request.GET, name) for name in flow.FORM_POST_FIELDS}
         return self.complete(request, slug, params)
@@ -196,16 +224,21 @@ class CallbackView(View):
     def complete(self, request: HttpRequest, slug: str, params: dict[str, str]) -> HttpResponse:
         connector = Connector.objects.filter(slug=slug).first()
         if connector is None:
-            return error_response(request, "unknown_connector")
+            return _failed(request, "unknown_connector", slug=slug)
         try:
             verified = adapter.complete_sign_in(request.session, connector, params)
         except SignInError as exc:
+            if exc.code == "invalid_state" and _signed_in_through(request, slug):
+                # The back button or a reload after signing in: the state is spent,
+                # but this browser is signed in through this connector already.
+                return _already_signed_in()
             return _refused(request, connector, exc)
         return self.sign_in(request, verified)
 
     def sign_in(self, request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
         """One short transaction: who the user is, ``login``, and the session index."""
         connector = verified.person.connector
+        who = {"email": verified.person.email or "", "subject": verified.person.subject}
         signed_in = False
         try:
             with transaction.atomic():
@@ -217,10 +250,12 @@ class CallbackView(View):
                 bind_session(request, connector, user, verified.idp_session)
         except SignInError as exc:
             self._undo(request, signed_in)
-            return _refused(request, connector, exc)
+            return _refused(request, connector, exc, **who)
         except DatabaseError as exc:
             self._undo(request, signed_in)
-            return error_response(request, "unavailable", log=f"database: {exc!r}")
+            return _failed(
+                request, "unavailable", connector=connector, log=f"database: {exc!r}", **who
+            )
         sso_signed_in.send(
             sender=Connector,
             request=request,
@@ -240,6 +275,17 @@ class CallbackView(View):
                 logger.exception("Could not flush the session after a failed sign-in")
 
 
+def _signed_in_through(request: HttpRequest, slug: str) -> bool:
+    connector = signed_in_connector(request) if request.user.is_authenticated else None
+    return connector is not None and connector.slug == slug
+
+
+def _already_signed_in() -> HttpResponse:
+    response = HttpResponseRedirect(resolve_url(app_settings.LOGIN_REDIRECT_URL))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @method_decorator(never_cache, name="dispatch")
 class LogoutView(View):
     """Sign out here and, for SSO sessions, at the identity provider (POST only)."""
@@ -256,7 +302,7 @@ class LogoutView(View):
         session_key = request.session.session_key
         user = request.user if request.user.is_authenticated else None
         logout(request)  # its user_logged_out signal drops the session's SSOSession rows
-        post_logout = request.build_absolute_uri(resolve_url(app_settings.POST_LOGOUT_REDIRECT_URL))
+        post_logout = links.post_logout_redirect_uri(request)
         if connector is None:
             return HttpResponseRedirect(post_logout)
         sso_signed_out.send(
@@ -269,6 +315,23 @@ class LogoutView(View):
         )
         idp_url = adapter.end_session_url(connector, hints, post_logout_redirect_uri=post_logout)
         return HttpResponseRedirect(idp_url or post_logout)
+
+
+@method_decorator(never_cache, name="dispatch")
+class SignedOutView(View):
+    """Where the IdP sends the browser after sign-out: "You have been signed out".
+
+    IdPs add their own parameters (``state``, ``iss``) on the way back; they mean
+    nothing here, so the page drops them from the address bar first.
+    """
+
+    http_method_names = ["get", "head", "options"]
+    template_name = "django_entra_sso/signed_out.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if request.GET:
+            return HttpResponseRedirect(request.path)
+        return TemplateResponse(request, self.template_name, {})
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
@@ -350,10 +413,12 @@ class InitiateView(View):
     def initiate(self, request: HttpRequest, slug: str, data: Any) -> HttpResponse:
         connector = Connector.objects.filter(slug=slug).first()
         if connector is None:
-            return error_response(request, "unknown_connector")
+            return _failed(request, "unknown_connector", slug=slug)
         iss = _param(data, "iss")
         if not iss or not adapter.issuer_matches(connector, iss):
-            return error_response(request, "wrong_callback", log=f"initiate {slug}: iss {iss!r}")
+            return _failed(
+                request, "wrong_callback", connector=connector, log=f"initiate {slug}: iss {iss!r}"
+            )
         target = _param(data, "target_link_uri")
         next_url = ""
         if target:
@@ -362,6 +427,6 @@ class InitiateView(View):
                 target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
             ):
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
-            next_url = safe_next(request, target)
+            next_url = links.safe_next(target)
         login_hint = _param(data, "login_hint")[:320]
         return _start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)

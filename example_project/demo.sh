@@ -9,6 +9,17 @@
 # it, starts both, and waits. Ctrl-C stops both. Running it again reuses
 # everything it made.
 #
+#   ./example_project/demo.sh --add-client NAME --redirect-uri URL [--redirect-uri URL ...]
+#                             [--post-logout-redirect-uri URL ...]
+#
+# Registers (or updates) a client NAME at the local IdP for a site of your own,
+# in the IdP's data directory whether or not the demo is running; prints the
+# issuer, client ID and secret and the "manage.py sso_connector add" line for
+# your site, then exits. The secret is made once and kept in
+# $DEMO_RUN_DIR/clients/NAME.secret (delete it for a new one). Without
+# --post-logout-redirect-uri, each redirect URI's origin + "/" is allowed.
+# The demo's own client and users are left alone.
+#
 # Knobs (environment variables):
 #   DEMO_SITE_PORT=8000     the bookstore's port
 #   DEMO_IDP_PORT=9000      the local IdP's port
@@ -35,6 +46,47 @@ die() {
 	printf 'demo.sh: %s\n' "$*" >&2
 	exit 1
 }
+
+# -- arguments -------------------------------------------------------------------
+ADD_CLIENT=""
+ADD_REDIRECT_URIS=()
+ADD_LOGOUT_URIS=()
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	-h | --help)
+		# The help is the comment at the top of this file.
+		sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+		exit 0
+		;;
+	--add-client | --redirect-uri | --post-logout-redirect-uri)
+		[[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see demo.sh --help)."
+		case "$1" in
+		--add-client) ADD_CLIENT="$2" ;;
+		--redirect-uri) ADD_REDIRECT_URIS+=("$2") ;;
+		*) ADD_LOGOUT_URIS+=("$2") ;;
+		esac
+		shift 2
+		;;
+	*) die "unknown argument $1 (see demo.sh --help)." ;;
+	esac
+done
+# An absolute http(s) URL: scheme, host (or [IPv6]), optional port, path and query; no fragment.
+is_http_url() {
+	local re='^https?://([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?][^#[:space:]]*)?$'
+	[[ "$1" =~ $re ]]
+}
+if [[ -n "$ADD_CLIENT" ]]; then
+	[[ "$ADD_CLIENT" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] ||
+		die "--add-client \"$ADD_CLIENT\": use letters, digits, '.', '_' and '-' (e.g. mysite)."
+	[[ ${#ADD_REDIRECT_URIS[@]} -gt 0 ]] ||
+		die "--add-client needs --redirect-uri URL (your site's callback, e.g. http://127.0.0.1:8001/sso/callback/$ADD_CLIENT/)."
+	for uri in "${ADD_REDIRECT_URIS[@]}" ${ADD_LOGOUT_URIS[@]+"${ADD_LOGOUT_URIS[@]}"}; do
+		is_http_url "$uri" ||
+			die "\"$uri\" is not an absolute http(s) URL without a #fragment (e.g. http://127.0.0.1:8001/sso/callback/$ADD_CLIENT/)."
+	done
+elif [[ ${#ADD_REDIRECT_URIS[@]} -gt 0 || ${#ADD_LOGOUT_URIS[@]} -gt 0 ]]; then
+	die "--redirect-uri and --post-logout-redirect-uri go with --add-client NAME."
+fi
 
 # -- settings ------------------------------------------------------------------
 load_env_file() {
@@ -78,8 +130,15 @@ export IDP_ISSUER="$IDP_URL/o"
 export IDP_DATA_DIR="$RUN_DIR/idp"
 export BOOKSTORE_DATA_DIR="$RUN_DIR/site"
 
+if [[ -n "$ADD_CLIENT" ]]; then
+	[[ "$ADD_CLIENT" != "$CLIENT_ID" ]] ||
+		die "--add-client $CLIENT_ID is the demo's own client; pick another name."
+	[[ "$LOCAL_IDP" != 0 ]] || die "--add-client registers at the local IdP: unset DEMO_LOCAL_IDP=0."
+fi
+
 ENTRA=0
-if [[ -n "${ENTRA_CLIENT_ID:-}" ]]; then
+# --add-client leaves the bookstore alone, and with it any Entra ID settings.
+if [[ -z "$ADD_CLIENT" && -n "${ENTRA_CLIENT_ID:-}" ]]; then
 	[[ -n "${ENTRA_CLIENT_SECRET:-}" ]] || die "ENTRA_CLIENT_ID is set, ENTRA_CLIENT_SECRET is not."
 	if [[ -z "${ENTRA_ISSUER:-}" ]]; then
 		[[ -n "${ENTRA_TENANT_ID:-}" ]] || die "Set ENTRA_ISSUER or ENTRA_TENANT_ID for the entra connector."
@@ -141,8 +200,11 @@ EOF
 }
 
 # Runs a setup command quietly; shows its output only when it fails.
+SETUP_LOG="$LOG_DIR/setup.log"
+# A running demo keeps its setup log.
+[[ -z "$ADD_CLIENT" ]] || SETUP_LOG="$LOG_DIR/add-client.log"
 quietly() {
-	local what="$1" log="$LOG_DIR/setup.log"
+	local what="$1" log="$SETUP_LOG"
 	shift
 	if ! "$@" >>"$log" 2>&1; then
 		tail -n 30 "$log" >&2
@@ -150,7 +212,61 @@ quietly() {
 	fi
 }
 
-: >"$LOG_DIR/setup.log"
+: >"$SETUP_LOG"
+idp() { (cd "$HERE/idp" && DJANGO_SETTINGS_MODULE=idp_site.settings "$PY" manage.py "$@"); }
+
+# -- --add-client: one more client at the local IdP, then exit ---------------------
+if [[ -n "$ADD_CLIENT" ]]; then
+	CLIENT_SECRET_FILE="$RUN_DIR/clients/$ADD_CLIENT.secret"
+	SECRET_NOTE="the same as before, kept in $CLIENT_SECRET_FILE; delete it for a new one"
+	[[ -e "$CLIENT_SECRET_FILE" ]] || SECRET_NOTE="new, kept in $CLIENT_SECRET_FILE"
+	if [[ ${#ADD_LOGOUT_URIS[@]} -eq 0 ]]; then
+		for uri in "${ADD_REDIRECT_URIS[@]}"; do
+			[[ "$uri" =~ ^(https?://[^/?#]+) ]] || continue
+			origin="${BASH_REMATCH[1]}/"
+			case " ${ADD_LOGOUT_URIS[*]-} " in *" $origin "*) ;; *) ADD_LOGOUT_URIS+=("$origin") ;; esac
+		done
+	fi
+	client_args=()
+	for uri in "${ADD_REDIRECT_URIS[@]}"; do client_args+=(--redirect-uri "$uri"); done
+	for uri in "${ADD_LOGOUT_URIS[@]}"; do client_args+=(--post-logout-redirect-uri "$uri"); done
+	step "Registering the client $ADD_CLIENT at the local IdP (data in $IDP_DATA_DIR)"
+	quietly "migrating the IdP" idp migrate --noinput
+	quietly "registering the client $ADD_CLIENT" idp add_client --client-id "$ADD_CLIENT" \
+		--client-secret-file "$CLIENT_SECRET_FILE" "${client_args[@]}"
+	ADDED_SECRET="$(tr -d '[:space:]' <"$CLIENT_SECRET_FILE")"
+	# The connector's slug is the last part of its callback path, /sso/callback/<slug>/.
+	ADDED_SLUG="${ADD_CLIENT//./-}"
+	if [[ "${ADD_REDIRECT_URIS[0]}" =~ /callback/([A-Za-z0-9_-]+)/?([?].*)?$ ]]; then
+		ADDED_SLUG="${BASH_REMATCH[1]}"
+	fi
+	CONNECTOR_LINE="python manage.py sso_connector add $ADDED_SLUG --provider oidc --name \"Demo IdP\" --issuer $IDP_ISSUER --client-id $ADD_CLIENT --client-secret-stdin --response-mode query --domain bookstore.example"
+	cat <<EOF
+
+  Client $ADD_CLIENT is registered at the demo IdP (data in $IDP_DATA_DIR).
+
+  Issuer          $IDP_ISSUER
+  Client ID       $ADD_CLIENT
+  Client secret   $ADDED_SECRET
+                  ($SECRET_NOTE)
+  Redirect URIs   ${ADD_REDIRECT_URIS[*]}
+  After sign-out  ${ADD_LOGOUT_URIS[*]}
+
+  On your site, add the connector (query response mode: the demo IdP has no form_post),
+  then paste the client secret and press Enter:
+
+    $CONNECTOR_LINE
+
+  or, with nothing to paste (the secret read from its file):
+
+    $CONNECTOR_LINE <$(printf '%q' "$CLIENT_SECRET_FILE")
+
+  Then start the IdP with ./example_project/demo.sh (with the same DEMO_IDP_PORT and
+  DEMO_RUN_DIR) and sign in on your site as alice@bookstore.example / alice-demo-pw.
+
+EOF
+	exit 0
+fi
 
 # -- the client secret, made once ------------------------------------------------
 SECRET_FILE="$RUN_DIR/client_secret"
@@ -162,7 +278,6 @@ SECRET="$(tr -d '[:space:]' <"$SECRET_FILE")"
 # -- the local IdP -----------------------------------------------------------------
 if [[ "$LOCAL_IDP" != 0 ]]; then
 	step "Preparing the local IdP (data in $IDP_DATA_DIR)"
-	idp() { (cd "$HERE/idp" && DJANGO_SETTINGS_MODULE=idp_site.settings "$PY" manage.py "$@"); }
 	quietly "migrating the IdP" idp migrate --noinput
 	quietly "seeding the IdP" idp seed_idp \
 		--client-id "$CLIENT_ID" --client-secret "$SECRET" \

@@ -42,7 +42,7 @@ def test_first_sign_in_creates_a_user_with_the_idps_profile_and_an_identity(
         "alice@contoso.com",
     )
     assert not user.has_usable_password()
-    assert user.username == accounts.derived_username(verified_person(connector))
+    assert user.username == "sso-alice"  # readable; the identity is keyed by issuer and subject
     identity = Identity.objects.get()
     assert (identity.user_id, identity.issuer, identity.subject) == (
         user.pk,
@@ -256,3 +256,44 @@ def test_hooks_see_the_person_and_shape_the_user(connector: Connector) -> None:
     assert hooks.person.subject == "subject-alice"
     user = accounts.user_for(verified_person(connector, roles=["employee"]), hooks=hooks)
     assert not user.is_staff
+
+
+# -- readable usernames ----------------------------------------------------------------------
+
+
+def test_a_taken_username_gets_a_short_suffix_of_the_identity_hash(connector: Connector) -> None:
+    first = accounts.user_for(verified_person(connector))
+    other = accounts.user_for(verified_person(connector, sub="subject-other-alice"))
+    assert first.username == "sso-alice"
+    assert other.username.startswith("sso-alice-") and len(other.username) == len("sso-alice-") + 6
+    assert other.username != first.username
+
+
+def test_when_even_the_suffixed_name_is_taken_the_full_hash_is_used(
+    connector: Connector, django_user_model: Any
+) -> None:
+    person = verified_person(connector)
+    readable = accounts.derived_username(person)
+    django_user_model.objects.create_user(readable)
+    suffixed = accounts.derived_username(person)
+    django_user_model.objects.create_user(suffixed)
+    fallback = accounts.derived_username(person)
+    assert fallback not in (readable, suffixed)
+    assert len(fallback) > 40 and fallback.startswith("sso-")
+
+
+def test_usernames_come_from_names_when_the_email_is_not_vouched_for(
+    db: Any, fake_idp: Any
+) -> None:
+    public = make_connector(fake_idp, "public")  # no domains: an unverified email is not used
+    person = verified_person(public, email="ceo@contoso.com", email_verified=False)
+    assert accounts.derived_username(person) == "sso-alice.liddell"
+
+
+def test_usernames_are_cleaned_and_case_insensitively_unique(
+    connector: Connector, django_user_model: Any
+) -> None:
+    person = verified_person(connector, email="Bob O'Brien+x@contoso.com", email_verified=True)
+    assert accounts.derived_username(person) == "sso-bob.o.brien+x"
+    django_user_model.objects.create_user("SSO-ALICE")
+    assert accounts.derived_username(verified_person(connector)) != "sso-alice"

@@ -90,6 +90,17 @@ def complete_sign_in(
     pending = flow.take(session, params.get("state", ""))
     if pending is None:
         raise SignInError("invalid_state", "unknown state")
+    try:
+        return _complete(connector, params, pending)
+    except SignInError as exc:
+        exc.next_url = pending.next_url
+        raise
+
+
+@sensitive_variables("params", "pending", "code", "tokens", "id_token", "access_token")
+def _complete(
+    connector: Connector, params: Mapping[str, str], pending: flow.PendingLogin
+) -> VerifiedSignIn:
     if pending.connector != connector.slug:
         raise SignInError("wrong_callback", f"state of {pending.connector} came back here")
     _usable(connector)

@@ -164,7 +164,8 @@ def end_session_url(
     if logout_hint:
         # Entra's logout_hint (the login_hint claim) skips its account picker.
         params["logout_hint"] = logout_hint
-    params["state"] = secrets.token_urlsafe(16)
+    # No ``state``: nothing here would check it, and IdPs echo it onto the
+    # post-logout address, where it only clutters the address bar.
     return with_query(end_session_endpoint, params)
 
 

@@ -120,6 +120,10 @@ LOGIN_URL = "entra_sso:login"
 LOGIN_REDIRECT_URL = "home"
 # People without an SSO domain (the demo's admin) sign in with a password here.
 ENTRA_SSO_PASSWORD_LOGIN_URL = "/admin/login/"
+# After sign-out the IdP sends people back to the shop's front page (demo.sh registers
+# it at the local IdP); without this setting they would land on the app's own
+# "You have been signed out" page (entra_sso:signed_out).
+ENTRA_SSO_POST_LOGOUT_REDIRECT_URL = "home"
 
 # The local IdP runs on 127.0.0.1 and this site on localhost: different host
 # names, so their cookies never mix. A name of our own makes that obvious.

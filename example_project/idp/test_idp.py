@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from conftest import TEST_ISSUER
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import get_access_token_model, get_application_model
@@ -378,3 +380,73 @@ def test_logout_with_client_id_only_asks_first():
     assert resp.status_code == 302
     assert resp["Location"] == POST_LOGOUT_URI
     assert "_auth_user_id" not in c.session
+
+
+# -- add_client (demo.sh --add-client): a site of your own beside the bookstore ---------
+
+MYSITE = "mysite"
+MYSITE_REDIRECT_URI = "http://127.0.0.1:8001/sso/callback/mysite/"
+
+
+def add_client(secret_file, *redirect_uris):
+    args = ["add_client", "--client-id", MYSITE, "--client-secret-file", str(secret_file)]
+    for uri in redirect_uris:
+        args += ["--redirect-uri", uri]
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_add_client_keeps_its_secret_and_leaves_the_demo_client_and_users_alone(tmp_path):
+    bookstore = Application.objects.get(client_id=CLIENT_ID)
+    secret_file = tmp_path / "clients" / "mysite.secret"
+
+    out = add_client(secret_file, MYSITE_REDIRECT_URI)
+    assert "secret: new" in out
+    secret = secret_file.read_text().strip()
+    assert len(secret) == 64 and int(secret, 16)  # 256 random bits, hex
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    app = Application.objects.get(client_id=MYSITE)
+    assert app.redirect_uris == MYSITE_REDIRECT_URI
+    assert app.client_type == Application.CLIENT_CONFIDENTIAL
+    assert check_password(secret, app.client_secret)
+
+    out = add_client(secret_file, MYSITE_REDIRECT_URI)
+    assert "secret: kept" in out
+    assert secret_file.read_text().strip() == secret
+    assert check_password(secret, Application.objects.get(client_id=MYSITE).client_secret)
+
+    after = Application.objects.get(client_id=CLIENT_ID)
+    assert (after.redirect_uris, after.client_secret) == (
+        bookstore.redirect_uris,
+        bookstore.client_secret,
+    )
+    assert User.objects.get(username="alice").check_password("alice-demo-pw")
+    assert User.objects.get(username="bob").check_password("bob-demo-pw")
+
+
+def test_add_client_refuses_a_bad_redirect_uri_and_keeps_no_secret(tmp_path):
+    secret_file = tmp_path / "other.secret"
+    with pytest.raises(CommandError, match="invalid application settings"):
+        add_client(secret_file, "ftp://127.0.0.1:8001/sso/callback/mysite/")
+    assert not secret_file.exists()
+
+
+def test_authorize_accepts_the_added_clients_redirect_uri(tmp_path):
+    add_client(tmp_path / "mysite.secret", MYSITE_REDIRECT_URI)
+    c = browser()
+    login(c, "alice", "alice-demo-pw", "/")
+    _, challenge = pkce_pair()
+    params = {**authorize_params(challenge), "client_id": MYSITE}
+
+    resp = c.get("/o/authorize/?" + urlencode({**params, "redirect_uri": MYSITE_REDIRECT_URI}))
+    html = resp.content.decode()
+    assert resp.status_code == 200, html[:500]
+    assert "Mismatching redirect URI" not in html
+    assert 'value="Authorize"' in html
+    assert resp.context["form"].initial["redirect_uri"] == MYSITE_REDIRECT_URI
+
+    # The same request with a callback it does not know is refused: the check is real.
+    other = "http://127.0.0.1:8001/sso/callback/other/"
+    resp = c.get("/o/authorize/?" + urlencode({**params, "redirect_uri": other}))
+    assert "Mismatching redirect URI" in resp.content.decode()

@@ -105,7 +105,8 @@ def _op_client(site: str, client: Client) -> dict[str, Any]:
         "client_id": client.client_id,
         "client_secret": CLIENT_SECRET,
         "redirect_uris": [f"{base}/callback/{client.slug}/"],
-        "post_logout_redirect_uris": [f"{site}/"],
+        # The app's default post-logout page, and the site root for sites that set it.
+        "post_logout_redirect_uris": [f"{base}/logout/done/", f"{site}/"],
         "token_endpoint_auth_method": client.auth_method,
     }
     if client.backchannel:

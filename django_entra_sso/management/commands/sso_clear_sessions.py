@@ -1,4 +1,6 @@
-"""Drop ``SSOSession`` index rows whose Django session has ended (run beside ``clearsessions``)."""
+"""Drop ``SSOSession`` index rows whose Django session has ended (run beside ``clearsessions``),
+and sign-in log rows older than ``ENTRA_SSO_SIGN_IN_LOG_RETENTION_DAYS``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +9,16 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from ...sessions import clear_stale_sessions
+from ...signin_log import prune
 
 
 class Command(BaseCommand):
-    help = "Remove SSO session index rows whose Django session expired or was deleted."
+    help = (
+        "Remove SSO session index rows whose Django session expired or was deleted, and "
+        "sign-in log rows older than ENTRA_SSO_SIGN_IN_LOG_RETENTION_DAYS."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         removed = clear_stale_sessions()
         self.stdout.write(f"Removed {removed} stale SSO session row(s).")
+        self.stdout.write(f"Removed {prune()} sign-in log row(s) past the retention period.")

@@ -88,30 +88,49 @@ class Command(BaseCommand):
         )
 
     def _seed_application(self, opts):
-        Application = get_application_model()
-        app = Application.objects.filter(client_id=opts["client_id"]).first()
-        created = app is None
-        if created:
-            app = Application(client_id=opts["client_id"])
-        app.name = opts["name"]
-        app.client_type = Application.CLIENT_CONFIDENTIAL
-        app.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
-        app.algorithm = Application.RS256_ALGORITHM
-        app.redirect_uris = " ".join(opts["redirect_uris"])
-        app.post_logout_redirect_uris = " ".join(opts["post_logout_redirect_uris"])
-        app.skip_authorization = False  # show the consent page
-        # DOT hashes the plain secret when the model is saved (ClientSecretField).
-        app.hash_client_secret = True
-        app.client_secret = opts["client_secret"]
-        try:
-            app.full_clean(exclude=["user"])
-        except Exception as exc:  # ValidationError: bad redirect URI etc.
-            raise CommandError(f"invalid application settings: {exc}") from exc
-        app.save()
-        self.stdout.write(
-            f"{'created' if created else 'updated'} application {app.client_id!r} "
-            f"({app.name}): confidential, authorization-code, RS256, "
-            f"skip_authorization=False, secret stored hashed\n"
-            f"  redirect_uris: {app.redirect_uris}\n"
-            f"  post_logout_redirect_uris: {app.post_logout_redirect_uris or '(none)'}"
+        app, created = save_client(
+            client_id=opts["client_id"],
+            client_secret=opts["client_secret"],
+            name=opts["name"],
+            redirect_uris=opts["redirect_uris"],
+            post_logout_redirect_uris=opts["post_logout_redirect_uris"],
         )
+        self.stdout.write(describe_client(app, created))
+
+
+def save_client(*, client_id, client_secret, name, redirect_uris, post_logout_redirect_uris):
+    """Create or update one confidential OIDC client; return ``(app, created)``.
+
+    Touches that client only: the users and every other client stay as they are.
+    """
+    Application = get_application_model()
+    app = Application.objects.filter(client_id=client_id).first()
+    created = app is None
+    if created:
+        app = Application(client_id=client_id)
+    app.name = name
+    app.client_type = Application.CLIENT_CONFIDENTIAL
+    app.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
+    app.algorithm = Application.RS256_ALGORITHM
+    app.redirect_uris = " ".join(redirect_uris)
+    app.post_logout_redirect_uris = " ".join(post_logout_redirect_uris)
+    app.skip_authorization = False  # show the consent page
+    # DOT hashes the plain secret when the model is saved (ClientSecretField).
+    app.hash_client_secret = True
+    app.client_secret = client_secret
+    try:
+        app.full_clean(exclude=["user"])
+    except Exception as exc:  # ValidationError: bad redirect URI etc.
+        raise CommandError(f"invalid application settings: {exc}") from exc
+    app.save()
+    return app, created
+
+
+def describe_client(app, created):
+    return (
+        f"{'created' if created else 'updated'} application {app.client_id!r} "
+        f"({app.name}): confidential, authorization-code, RS256, "
+        f"skip_authorization=False, secret stored hashed\n"
+        f"  redirect_uris: {app.redirect_uris}\n"
+        f"  post_logout_redirect_uris: {app.post_logout_redirect_uris or '(none)'}"
+    )
