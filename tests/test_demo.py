@@ -7,13 +7,19 @@ consent pages, the signed-in home page, ``/books/`` and sign-out through the
 IdP. It makes the virtualenv and installs from PyPI like a fresh clone does
 (``DEMO_SKIP_INSTALL`` is not set), so it needs ``bash`` and PyPI; set
 ``DEMO_TEST_SKIP_INSTALL=1`` to use the current interpreter instead.
+
+``demo.sh --add-client`` is run beside a running demo (reusing its virtualenv):
+the client it registers must be one the IdP accepts, with the secret it printed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -24,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -117,6 +123,7 @@ class Demo:
     idp_port: int
     process: subprocess.Popen[str]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # demo.sh's environment
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -161,6 +168,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         idp_port=idp_port,
         process=process,
         log=log,
+        env=env,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -263,3 +271,121 @@ def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     assert not answers(demo.site_port)
     assert not answers(demo.idp_port)
     assert "Stopped the demo." in demo.output()
+
+
+# -- demo.sh --add-client: a site of your own at the demo's provider ----------------------------
+
+MYSITE_CALLBACK = "http://127.0.0.1:8001/sso/callback/mysite/"
+
+
+def add_client(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(DEMO), "--add-client", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "ftp://127.0.0.1:8001/sso/callback/mysite/",
+        "127.0.0.1:8001/sso/callback/mysite/",
+        "/sso/callback/mysite/",
+        "http://127.0.0.1:8001/sso/callback/mysite/#top",
+    ],
+)
+def test_add_client_refuses_a_redirect_uri_that_is_not_an_absolute_http_url(
+    tmp_path: Path, uri: str
+) -> None:
+    require(None if shutil.which("bash") else "bash is not installed")
+    env = {**os.environ, "DEMO_RUN_DIR": str(tmp_path / "run"), "PYTHON": sys.executable}
+    result = add_client(env, "mysite", "--redirect-uri", uri)
+    assert result.returncode != 0
+    assert result.stderr.startswith(f'demo.sh: "{uri}" is not an absolute http(s) URL')
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, the reason
+    assert result.stdout == ""  # nothing installed, nothing started
+    assert not (tmp_path / "run").exists()
+
+
+def test_add_client_registers_a_site_of_your_own_that_the_running_idp_accepts(
+    demo: Demo,
+) -> None:
+    issuer = demo.idp + "/o"
+    result = add_client(demo.env, "mysite", "--redirect-uri", MYSITE_CALLBACK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(rf"^  Issuer +{re.escape(issuer)}$", out, re.M), out
+    assert re.search(r"^  Client ID +mysite$", out, re.M), out
+    found = re.search(r"^  Client secret +([0-9a-f]{64})$", out, re.M)
+    assert found is not None, out
+    secret = found.group(1)
+    assert (
+        'python manage.py sso_connector add mysite --provider oidc --name "Demo IdP" '
+        f"--issuer {issuer} --client-id mysite --client-secret-stdin --response-mode query "
+        "--domain bookstore.example"
+    ) in out
+    assert "Press Ctrl-C" not in out  # it exits without starting servers
+
+    again = add_client(demo.env, "mysite", "--redirect-uri", MYSITE_CALLBACK)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"Client secret   {secret}\n" in again.stdout  # kept, not rotated
+    assert "the same as before" in again.stdout
+
+    # Alice signs in at the IdP and authorizes the new client, which gets a code at its callback.
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    params = {
+        "response_type": "code",
+        "client_id": "mysite",
+        "redirect_uri": MYSITE_CALLBACK,
+        "scope": "openid profile email",
+        "state": "st-mysite",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }
+    session = requests.Session()
+    at_login = session.get(f"{issuer}/authorize/?{urlencode(params)}", timeout=30)
+    assert urlsplit(at_login.url).path == "/accounts/login/", at_login.url
+    consent = submit(
+        session,
+        at_login,
+        form_of(at_login, id="login-form"),
+        username="alice",
+        password="alice-demo-pw",
+    )
+    assert "Mismatching redirect URI" not in consent.text
+    form = form_of(consent, id="authorizationForm")
+    assert form.fields.get("redirect_uri") == MYSITE_CALLBACK
+    answer = session.post(
+        urljoin(consent.url, form.attrs.get("action") or consent.url),
+        data={**form.fields, "allow": "Authorize"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+    location = answer.headers["Location"]
+    assert location.startswith(MYSITE_CALLBACK + "?"), location
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == ["st-mysite"]
+
+    # The secret it printed is the one the IdP checks.
+    tokens = requests.post(
+        f"{issuer}/token/",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": MYSITE_CALLBACK,
+            "code_verifier": verifier,
+        },
+        auth=("mysite", secret),
+        timeout=30,
+    )
+    assert tokens.status_code == 200, tokens.text
+    assert tokens.json()["id_token"]
+
+    # The demo's own client and users are still there: Alice still signs in to the bookstore.
+    sign_in(requests.Session(), demo)
