@@ -30,7 +30,7 @@ def _json(text: str, field: forms.Field) -> Any:
     return value
 
 
-class TenantListField(forms.CharField):
+class TenantListField(forms.Field):
     """Tenant IDs, one per line (or separated by commas or spaces): a list for the JSON field."""
 
     widget = forms.Textarea(
@@ -45,13 +45,13 @@ class TenantListField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:
         if isinstance(value, list):
             return [str(item).strip().lower() for item in value if str(item).strip()]
-        text = super().to_python(value) or ""
+        text = value.strip() if isinstance(value, str) else ""
         if text.startswith("["):
             return self.to_python(_json(text, self))
         return [item.lower() for item in text.replace(",", " ").split()]
 
 
-class GroupMappingField(forms.CharField):
+class GroupMappingField(forms.Field):
     """Claim value → Django groups, one rule per line: ``claim value = Group, Other group``."""
 
     widget = forms.Textarea(
@@ -74,7 +74,7 @@ class GroupMappingField(forms.CharField):
     def to_python(self, value: Any) -> dict[str, list[str]]:
         if isinstance(value, dict):
             return value
-        text = super().to_python(value) or ""
+        text = value.strip() if isinstance(value, str) else ""
         if text.startswith("{"):
             return self.to_python(_json(text, self))
         mapping: dict[str, list[str]] = {}

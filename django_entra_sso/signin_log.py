@@ -49,7 +49,8 @@ ERROR_CODES = frozenset(
     }
 )
 
-DETAIL_MAX_LENGTH = SignInEvent._meta.get_field("detail").max_length or 1000
+#: ``SignInEvent.detail``'s length.
+DETAIL_MAX_LENGTH = 1000
 # A JWT that made its way into a message (three base64url segments, header first).
 _JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
 
@@ -62,13 +63,14 @@ def coarse_network(address: Any) -> str:
         return ""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Network((int(ip), 24), strict=False))
+    return str(ipaddress.IPv6Network((int(ip), 48), strict=False))  # without a %scope
 
 
 def outcome_of(code: str) -> str:
     """``error`` for a code that says something broke, else ``refused``."""
-    return SignInEvent.Outcome.ERROR if code in ERROR_CODES else SignInEvent.Outcome.REFUSED
+    return "error" if code in ERROR_CODES else "refused"  # SignInEvent.Outcome
 
 
 def _detail(text: str) -> str:
@@ -108,7 +110,7 @@ def _write(
                 client_network=coarse_network(address),
                 **fields,
             )
-    except Exception:
+    except Exception:  # a log row is never worth a failed sign-in
         logger.exception("Could not write to the sign-in log.")
 
 

@@ -213,9 +213,7 @@ class CallbackView(View):
             if params is None:
                 if _signed_in_through(request, slug):
                     return _already_signed_in()
-                return _failed(
-                    request, "invalid_state", slug=slug, log="unknown form_post handle"
-                )
+                return _failed(request, "invalid_state", slug=slug, log="unknown form_post handle")
         else:
             params = {name: _param(request.GET, name) for name in flow.FORM_POST_FIELDS}
         return self.complete(request, slug, params)

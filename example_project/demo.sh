@@ -17,7 +17,9 @@
 # issuer, client ID and secret and the "manage.py sso_connector add" line for
 # your site, then exits. The secret is made once and kept in
 # $DEMO_RUN_DIR/clients/NAME.secret (delete it for a new one). Without
-# --post-logout-redirect-uri, each redirect URI's origin + "/" is allowed.
+# --post-logout-redirect-uri, what a site with the app's defaults sends is
+# allowed: .../sso/logout/done/ beside each .../sso/callback/<slug>/, and the
+# site's home page.
 # The demo's own client and users are left alone.
 #
 # Knobs (environment variables):
@@ -221,10 +223,20 @@ if [[ -n "$ADD_CLIENT" ]]; then
 	SECRET_NOTE="the same as before, kept in $CLIENT_SECRET_FILE; delete it for a new one"
 	[[ -e "$CLIENT_SECRET_FILE" ]] || SECRET_NOTE="new, kept in $CLIENT_SECRET_FILE"
 	if [[ ${#ADD_LOGOUT_URIS[@]} -eq 0 ]]; then
+		# The app's default after sign-out (/sso/logout/done/ beside /sso/callback/<slug>/),
+		# and the site's home page for a site that sets ENTRA_SSO_POST_LOGOUT_REDIRECT_URL so.
 		for uri in "${ADD_REDIRECT_URIS[@]}"; do
-			[[ "$uri" =~ ^(https?://[^/?#]+) ]] || continue
-			origin="${BASH_REMATCH[1]}/"
-			case " ${ADD_LOGOUT_URIS[*]-} " in *" $origin "*) ;; *) ADD_LOGOUT_URIS+=("$origin") ;; esac
+			candidates=()
+			if [[ "$uri" =~ ^(.*/)callback/[^/?#]+/?$ ]]; then
+				candidates+=("${BASH_REMATCH[1]}logout/done/")
+			fi
+			[[ "$uri" =~ ^(https?://[^/?#]+) ]] && candidates+=("${BASH_REMATCH[1]}/")
+			for candidate in ${candidates[@]+"${candidates[@]}"}; do
+				case " ${ADD_LOGOUT_URIS[*]-} " in
+				*" $candidate "*) ;;
+				*) ADD_LOGOUT_URIS+=("$candidate") ;;
+				esac
+			done
 		done
 	fi
 	client_args=()

@@ -385,7 +385,18 @@ def test_add_client_registers_a_site_of_your_own_that_the_running_idp_accepts(
         timeout=30,
     )
     assert tokens.status_code == 200, tokens.text
-    assert tokens.json()["id_token"]
+    id_token = tokens.json()["id_token"]
+
+    # Signing out there may come back to the app's default "signed out" page of that site.
+    signed_out = "http://127.0.0.1:8001/sso/logout/done/"
+    bye = session.get(
+        f"{issuer}/logout/",
+        params={"id_token_hint": id_token, "post_logout_redirect_uri": signed_out},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert bye.status_code == 302, bye.text[:2000]
+    assert bye.headers["Location"] == signed_out
 
     # The demo's own client and users are still there: Alice still signs in to the bookstore.
     sign_in(requests.Session(), demo)

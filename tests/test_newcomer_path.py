@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.test import Client
 
@@ -111,15 +114,23 @@ def test_a_refused_callback_keeps_the_pending_next_on_its_way_back(
     assert b'href="/sso/login/?next=/private/"' in response.content
 
 
-def test_the_sign_in_page_in_japanese_uses_one_term_for_the_work_email(client: Client) -> None:
-    from django.utils import translation
-
-    with translation.override("ja"):
-        terms = {
-            translation.gettext("Work email"),
-            translation.gettext("Enter a work email address, like alice@contoso.com."),
-        }
-    assert all("勤務先のメールアドレス" in term for term in terms), terms
+def test_japanese_uses_one_term_for_the_work_email_everywhere() -> None:
+    """The app's and the bookstore's catalogues: 勤務先のメールアドレス, nothing else."""
+    root = Path(__file__).resolve().parents[1]
+    catalogues = [
+        root / "django_entra_sso/locale/ja/LC_MESSAGES/django.po",
+        root / "example_project/bookstore/locale/ja/LC_MESSAGES/django.po",
+    ]
+    work_email_messages = 0
+    for catalogue in catalogues:
+        text = catalogue.read_text(encoding="utf-8")
+        for other in ("仕事用のメール", "職場のメール", "会社のメール", "メール アドレス"):
+            assert other not in text, (catalogue.name, other)
+        for msgid, msgstr in re.findall(r'msgid "(.*?)"\nmsgstr "(.*?)"', text):
+            if "work email" in msgid.lower():
+                work_email_messages += 1
+                assert "勤務先のメールアドレス" in msgstr, (msgid, msgstr)
+    assert work_email_messages >= 2
 
 
 # -- the admin ------------------------------------------------------------------------------------

@@ -404,6 +404,7 @@ def test_the_connector_page_links_to_its_sign_in_log(
         ("2001:db8:abcd:12:1:2:3:4", "2001:db8:abcd::/48"),
         ("::ffff:198.51.100.9", "198.51.100.0/24"),
         ("::1", "::/48"),
+        ("fe80::1%eth0", "fe80::/48"),
         ("", ""),
         ("not-an-address", ""),
         (None, ""),
