@@ -37,12 +37,18 @@ def test_admin_adds_a_connector_tests_its_connection_and_it_signs_people_in(
     page.fill("#id_client_secret", "e2e-client-secret-not-a-real-one")
     page.select_option("#id_response_mode", "query")
     page.fill("#id_domains-0-domain", "Umbrella.TEST")
+    # Group rules are lines, not JSON.
+    page.fill("#id_group_mapping", "umbrella-staff = Staff\numbrella-admins = Staff, Editors")
     page.click("input[name=_continue]")  # "Save and continue editing"
 
     page.wait_for_url(f"{e2e.site}/admin/django_entra_sso/connector/*/change/")
     connector = Connector.objects.get(slug="umbrella")
     assert connector.client_secret == "e2e-client-secret-not-a-real-one"
     assert [d.domain for d in connector.domains.all()] == ["umbrella.test"]
+    assert connector.group_mapping == {
+        "umbrella-staff": ["Staff"],
+        "umbrella-admins": ["Staff", "Editors"],
+    }
     # The secret is write-only: the change form does not give it back.
     assert page.input_value("#id_client_secret") == ""
     redirect_uri = page.input_value("#idp-urls input[data-idp-url='1']")
@@ -66,3 +72,10 @@ def test_admin_adds_a_connector_tests_its_connection_and_it_signs_people_in(
         assert connector.identities.filter(user=user, subject="bob@umbrella.test").exists()
     finally:
         person.context.close()
+
+    # Support's view: the connector's sign-in log shows that sign-in.
+    page.goto(f"{e2e.site}/admin/django_entra_sso/connector/{connector.pk}/change/")
+    page.click("#sign-in-log")
+    page.wait_for_url(f"{e2e.site}/admin/django_entra_sso/signinevent/?**")
+    assert "bob@umbrella.test" in page.inner_text("#result_list")
+    save_screenshot(page, "sign-in-log.png")
