@@ -86,7 +86,7 @@ class ConnectorAdmin(admin.ModelAdmin):
             for name, options in fieldsets
         ]
 
-    @admin.display(description=_("client secret"))
+    @admin.display(description=_("Stored client secret"))
     def client_secret_status(self, obj: Connector | None) -> str:
         if obj is None or not obj.has_client_secret:
             return str(_("Not set"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from .models import Connector
@@ -110,7 +111,7 @@ class ConnectorForm(forms.ModelForm):
     )
 
     allowed_tenants = TenantListField(
-        label=_("allowed Entra tenants"),
+        label=capfirst(_("allowed Entra tenants")),
         required=False,
         help_text=_(
             "For multi-tenant issuers (common, organizations): the tenant IDs allowed to sign "
@@ -118,7 +119,7 @@ class ConnectorForm(forms.ModelForm):
         ),
     )
     group_mapping = GroupMappingField(
-        label=_("group mapping"),
+        label=capfirst(_("group mapping")),
         required=False,
         help_text=_(
             "One rule per line: a value of the groups or roles claim, “=”, then the Django "
