@@ -182,8 +182,13 @@ def complete(request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
         session_key=request.session.session_key, connector=connector
     ).first()
     if row is None or row.subject != verified.idp_session.subject:
+        subject = row.subject if row else ""
         return _end(
-            request, reason=REVOKED, connector=connector, subject=row.subject if row else ""
+            request,
+            reason=REVOKED,
+            connector=connector,
+            subject=subject,
+            next_url=verified.next_url,
         )
     mark_validated(request, connector, now=time.time())
     return _go_on(verified.next_url)
@@ -196,7 +201,10 @@ def failed(request: HttpRequest, connector: Connector, exc: SignInError) -> Http
         _back_off(request, state, now=time.time())
         return _go_on(exc.next_url)
     row = SSOSession.objects.filter(session_key=request.session.session_key).first()
-    return _end(request, reason=REVOKED, connector=connector, subject=row.subject if row else "")
+    subject = row.subject if row else ""
+    return _end(
+        request, reason=REVOKED, connector=connector, subject=subject, next_url=exc.next_url
+    )
 
 
 def mark_validated(request: HttpRequest, connector: Connector, *, now: float) -> None:
@@ -240,19 +248,29 @@ def _end(
     reason: str,
     connector: Connector | None = None,
     subject: str = "",
+    next_url: str | None = None,
 ) -> HttpResponse:
-    """End this session (and, when the IdP said no, the person's others at the connector)."""
+    """End this session (and, when the IdP said no, the person's others at the connector).
+
+    ``next_url`` is given for the answer of a silent round trip, a navigation
+    back from the IdP: the person goes to the sign-in page with that ``next``.
+    """
     if reason == REVOKED and connector is not None and subject:
         end_sessions_for_subject(connector, subject, reason=REVOKED, request=request)
     logout(request)
-    return _ended_response(request, reason)
+    return _ended_response(request, reason, next_url=next_url)
 
 
-def _ended_response(request: HttpRequest, reason: str) -> HttpResponse:
+def _ended_response(
+    request: HttpRequest, reason: str, *, next_url: str | None = None
+) -> HttpResponse:
     """Where a person whose session ended goes: never a lost request, never a loop."""
-    next_url = request.get_full_path() if request.method == "GET" else request.path
-    sign_in = f"{reverse('entra_sso:login')}?{urlencode({'next': next_url, 'ended': reason})}"
-    if is_navigation(request):
+    navigation = next_url is not None or is_navigation(request)
+    if next_url is None:
+        next_url = request.get_full_path() if request.method == "GET" else request.path
+    query = {"next": next_url, "ended": reason} if next_url else {"ended": reason}
+    sign_in = f"{reverse('entra_sso:login')}?{urlencode(query)}"
+    if navigation:
         response: HttpResponse = HttpResponseRedirect(sign_in)
     elif request.method == "POST" and not _is_script(request):
         # A form posted to a session that ended: the sign-in page, saying why, with next.
@@ -261,7 +279,7 @@ def _ended_response(request: HttpRequest, reason: str) -> HttpResponse:
             "django_entra_sso/login.html",
             {"next": safe_next(next_url), "ended": ENDED_MESSAGES[reason]},
             status=401,
-        )
+        ).render()
     else:
         response = JsonResponse(
             {"error": "session_ended", "reason": reason, "sign_in_url": sign_in}, status=401
