@@ -65,6 +65,10 @@ class ConnectorAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            _("Leavers: session lifetime"),
+            {"fields": ("revalidate_after", "max_session_age")},
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:
