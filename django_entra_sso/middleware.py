@@ -19,16 +19,5 @@ class SessionRevalidationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(_own_prefix()):
-            response = revalidation.check(request)
-            if response is not None:
-                return response
-        return self.get_response(request)
-
-
-def _own_prefix() -> str:
-    # The app's own URLs (sign-in, callback, logout) are never held up: the
-    # callback of a silent round trip is how a session gets re-validated.
-    from django.urls import reverse
-
-    return reverse("entra_sso:login").rsplit("login/", 1)[0]
+        response = revalidation.check(request)
+        return response if response is not None else self.get_response(request)

@@ -386,6 +386,9 @@ class SignInEvent(models.Model):
         FRONTCHANNEL = "frontchannel", _("front-channel logout")
         BACKCHANNEL = "backchannel", _("back-channel logout")
         DEACTIVATED = "deactivated", _("user deactivated")
+        REVOKED = "revoked", _("refused at re-validation")
+        EXPIRED = "expired", _("past its maximum age")
+        ADMIN = "admin", _("signed out everywhere")
 
     # No index of its own: the (connector, time) index below starts with it.
     connector = models.ForeignKey(

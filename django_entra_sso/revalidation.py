@@ -47,6 +47,7 @@ from .sessions import (
     end_sessions_for_subject,
     validation_state,
 )
+from .signals import sso_signed_out
 from .verified import VerifiedSignIn
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,24 @@ def check(request: HttpRequest) -> HttpResponse | None:
         retry_at = float(state.get("retry_at") or 0)
     except (KeyError, TypeError, ValueError):
         return None  # not ours to judge; Django's own expiry still applies
-    if max_age and now - signed_in_at > max_age:
-        return _end(request, reason=EXPIRED)
-    if not window or now - validated_at < window or now < retry_at:
+    expired = bool(max_age) and now - signed_in_at > max_age
+    due = bool(window) and now - validated_at >= window and now >= retry_at
+    if not (expired or due) or _is_own_url(request):
         return None
+    if expired:
+        return _end(request, reason=EXPIRED)
     return _revalidate(request, state, now=now, overdue=now - validated_at > 2 * window)
+
+
+def _is_own_url(request: HttpRequest) -> bool:
+    """The app's own URLs (sign-in, callback, sign-out) are never held up.
+
+    The callback of a silent round trip is how a due session gets re-validated,
+    and a person whose session just ended must reach the sign-in page. Only asked
+    when something is due: ``reverse`` costs more than the rest of ``check``.
+    """
+    prefix = reverse("entra_sso:login").rsplit("login/", 1)[0]
+    return request.path.startswith(prefix)
 
 
 def _revalidate(
@@ -257,6 +271,15 @@ def _end(
     """
     if reason == REVOKED and connector is not None and subject:
         end_sessions_for_subject(connector, subject, reason=REVOKED, request=request)
+    else:
+        sso_signed_out.send(
+            sender=Connector,
+            request=request,
+            user=request.user if request.user.is_authenticated else None,
+            connector=connector or _connector_of(request),
+            session_key=request.session.session_key,
+            reason=reason,
+        )
     logout(request)
     return _ended_response(request, reason, next_url=next_url)
 

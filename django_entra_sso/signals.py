@@ -17,5 +17,6 @@ sso_user_created = Signal()
 #: ``connector``, ``session_key``, ``reason`` — one of ``"local"``,
 #: ``"frontchannel"``, ``"backchannel"``, ``"deactivated"`` (the user was saved
 #: with ``is_active=False``), ``"revoked"`` (re-validation: the IdP said no),
-#: ``"admin"`` (signed out everywhere by an administrator).
+#: ``"expired"`` (past the connector's maximum session age), ``"admin"`` (signed
+#: out everywhere by an administrator).
 sso_signed_out = Signal()
