@@ -95,6 +95,9 @@ def check(request: HttpRequest) -> HttpResponse | None:
     due = bool(window) and now - validated_at >= window and now >= retry_at
     if not (expired or due) or _is_own_url(request):
         return None
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None  # nobody is signed in on this request (say, the user was deactivated)
     if expired:
         return _end(request, reason=EXPIRED)
     return _revalidate(request, state, now=now, overdue=now - validated_at > 2 * window)
@@ -170,8 +173,8 @@ def _redeem(
 def _silent_round_trip(
     request: HttpRequest, state: dict[str, Any], connector: Connector, *, now: float
 ) -> HttpResponse | None:
-    user = getattr(request, "user", None)
-    email = getattr(user, user.get_email_field_name(), "") if user is not None else ""
+    user = request.user
+    email = getattr(user, user.get_email_field_name(), "") if user.is_authenticated else ""
     try:
         url = adapter.start_sign_in(
             request,

@@ -433,3 +433,17 @@ def test_revalidation_works_on_the_cache_session_engine(
     age(client, validated=WINDOW + 1)
     assert client.get("/home/", **NAVIGATE).status_code == 302
     assert signed_in_user(client) is None
+
+
+def test_a_due_session_whose_user_can_no_longer_sign_in_is_left_to_django(
+    client: Client, fake_idp: FakeIdP, connector: Connector
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    signed_in(client, fake_idp)
+    get_user_model().objects.update(is_active=False)  # no signal: the session stays
+    age(client, validated=WINDOW + 1)
+    before = fake_idp.calls["/token"]
+    response = client.get("/home/", **NAVIGATE)
+    assert (response.status_code, response.content) == (200, b"signed out")
+    assert fake_idp.calls["/token"] == before
