@@ -656,3 +656,9 @@ def test_admin_scim_token_needs_change_permission(client: Client, connector: Con
     client.force_login(staff)
     response = client.post(f"/admin/django_entra_sso/connector/{connector.pk}/scim-token/")
     assert response.status_code == 403 and not SCIMToken.objects.exists()
+
+
+def test_a_deeply_nested_body_is_invalid_syntax_not_a_500(scim: Scim) -> None:
+    response = scim.post("Users", b"[" * 100_000 + b"]" * 100_000)
+    assert_error(response, 400, "invalidSyntax")
+    assert not SCIMUser.objects.exists()

@@ -72,7 +72,8 @@ class SCIMView(View):
             raise SCIMError(413, "The request body is too large.")
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: thousands of nested brackets fit in the size cap.
             raise bad_request("The body is not valid JSON.", "invalidSyntax") from exc
 
     def check_if_match(self, obj: SCIMUser | SCIMGroup) -> None:
