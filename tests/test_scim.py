@@ -25,6 +25,7 @@ USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 class Scim:
@@ -308,6 +309,23 @@ def test_patch_add_replace_remove(scim: Scim) -> None:
     assert_error(
         scim.patch(f"Users/{uid}", {"op": "replace", "path": "id", "value": "x"}), 400, "mutability"
     )
+
+
+def test_patch_path_naming_the_enterprise_extension_changes_its_object(scim: Scim) -> None:
+    # Found by scim2-tester: "urn:…:enterprise:2.0:User" was read as attribute "User" of a
+    # schema "urn:…:enterprise:2.0", and that bogus object was stored and sent back.
+    uid = scim.create_user()["id"]
+    doc = scim.patch(
+        f"Users/{uid}", {"op": "add", "path": ENTERPRISE, "value": {"department": "Sales"}}
+    ).json()
+    assert doc[ENTERPRISE] == {"department": "Sales"} and ENTERPRISE in doc["schemas"]
+    assert not [k for k in doc if k.lower().startswith("urn:") and k != ENTERPRISE]
+    doc = scim.patch(
+        f"Users/{uid}", {"op": "replace", "path": ENTERPRISE, "value": {"organization": "Contoso"}}
+    ).json()
+    assert doc[ENTERPRISE] == {"department": "Sales", "organization": "Contoso"}
+    doc = scim.patch(f"Users/{uid}", {"op": "remove", "path": ENTERPRISE}).json()
+    assert ENTERPRISE not in doc and doc["schemas"] == [USER]
 
 
 def test_deactivate_and_reactivate(scim: Scim) -> None:
@@ -608,6 +626,15 @@ def test_method_not_allowed_is_a_scim_error(scim: Scim) -> None:
     assert_error(scim.delete("Users"), 405)
 
 
+def test_unknown_paths_are_scim_404s_and_search_is_501(scim: Scim) -> None:
+    # Found by scim2-tester: both were the site's HTML 404 page.
+    assert_error(scim.get("NoSuchThing"), 404)
+    assert_error(scim.post("Users/x/y", {}), 404)
+    for path in (".search", "Users/.search", "Groups/.search"):
+        assert_error(scim.post(path, {"schemas": []}), 501)
+    assert_error(Client().get(scim.base + "NoSuchThing"), 401)
+
+
 # -- discovery -----------------------------------------------------------------------------------
 
 
@@ -620,6 +647,19 @@ def test_discovery_endpoints(scim: Scim) -> None:
     assert scim.get("Schemas").json()["totalResults"] == 3
     assert scim.get(f"Schemas/{USER}").json()["id"] == USER
     assert_error(Client().get(scim.base + "ServiceProviderConfig"), 401)
+
+
+def test_group_schema_describes_members_as_they_are_rendered(scim: Scim) -> None:
+    # Found by scim2-tester: "$ref" was sent but not described, and "display" and "type",
+    # which the server fills in, were described as the client's to write.
+    schema = scim.get(f"Schemas/{GROUP}").json()
+    (members,) = [a for a in schema["attributes"] if a["name"] == "members"]
+    subs = {a["name"]: a for a in members["subAttributes"]}
+    assert subs["$ref"]["type"] == "reference" and subs["$ref"]["referenceTypes"] == ["User"]
+    assert subs["display"]["mutability"] == subs["type"]["mutability"] == "readOnly"
+    uid = scim.create_user()["id"]
+    (member,) = scim.create_group(members=[uid])["members"]
+    assert set(member) == set(subs)
 
 
 # -- token management ----------------------------------------------------------------------------

@@ -86,7 +86,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "members",
                 "complex",
                 multiValued=True,
-                subAttributes=_sub("value", "display", "type"),
+                # As rendered: a member is a User, named by the server (RFC 7643, 8.7.1).
+                subAttributes=[
+                    _attr("value"),
+                    _attr("display", mutability="readOnly"),
+                    _attr("type", mutability="readOnly", canonicalValues=["User"]),
+                    _attr("$ref", "reference", referenceTypes=["User"]),
+                ],
             ),
         ],
     },

@@ -17,11 +17,14 @@ from typing import Any
 
 from .errors import SCIMError, bad_request
 from .filters import Path, matches, parse_path
+from .resources import ENTERPRISE_SCHEMA
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
 #: What a client may never write.
 READ_ONLY = frozenset({"id", "meta"})
+#: A path may name an extension whole: its object, not an attribute "User" of "urn:…:2.0".
+EXTENSIONS = frozenset({ENTERPRISE_SCHEMA.lower()})
 
 
 def _key(doc: Mapping[str, Any], name: str) -> str | None:
@@ -107,7 +110,7 @@ def _apply_path(
         raise bad_request(f"{path.attr} cannot be changed.", "mutability")
     target = doc
     attr = path.attr
-    if attr.startswith("urn:"):
+    if attr.startswith("urn:") and attr.lower() not in EXTENSIONS:
         # An extension's attribute: "urn:…:enterprise:2.0:User:department".
         urn, _, attr = attr.rpartition(":")
         ext = _get(doc, urn.lower())

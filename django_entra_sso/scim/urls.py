@@ -8,6 +8,10 @@ from . import views
 
 urlpatterns = [
     path("", views.BaseView.as_view(), name="scim"),
+    # POST …/.search (RFC 7644, 3.4.3) is not offered; listed before "Users/<id>".
+    path(".search", views.SearchView.as_view()),
+    path("Users/.search", views.SearchView.as_view()),
+    path("Groups/.search", views.SearchView.as_view()),
     path("Users", views.UsersView.as_view(), name="scim_users"),
     path("Users/<str:scim_id>", views.UserView.as_view(), name="scim_user"),
     path("Groups", views.GroupsView.as_view(), name="scim_groups"),
@@ -21,4 +25,6 @@ urlpatterns = [
     path("ResourceTypes/<str:name>", views.ResourceTypesView.as_view(), name="scim_resource_type"),
     path("Schemas", views.SchemasView.as_view(), name="scim_schemas"),
     path("Schemas/<str:schema_id>", views.SchemasView.as_view(), name="scim_schema"),
+    # Last: any other path is a SCIM 404, not the site's HTML page.
+    path("<path:unknown>", views.UnknownPathView.as_view()),
 ]

@@ -131,6 +131,23 @@ class BaseView(SCIMView):
         raise not_found("See ServiceProviderConfig, ResourceTypes and Schemas.")
 
 
+class SearchView(SCIMView):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        # 501: RFC 7644, 3.12's answer for an operation the server does not support.
+        raise SCIMError(501, "POST .search is not supported: use GET with filter.")
+
+
+class UnknownPathView(SCIMView):
+    http_method_names = ["get", "post", "put", "patch", "delete"]
+
+    def get(self, request: HttpRequest, slug: str, unknown: str) -> HttpResponse:
+        raise not_found()
+
+    post = put = patch = delete = get
+
+
 class UsersView(SCIMView):
     http_method_names = ["get", "post"]
 
