@@ -52,6 +52,17 @@ def _same_item(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _identity(item: Any) -> Any:
+    """What ``_same_item`` compares, as a hashable key: a member's ``value``, else the item."""
+    if isinstance(item, Mapping) and "value" in {k.lower() for k in item}:
+        return ("value", str(_get(item, "value")).lower())
+    try:
+        hash(item)
+    except TypeError:
+        return ("json", repr(item))
+    return ("item", item)
+
+
 def apply_patch(
     resource: dict[str, Any], body: Any, multi_valued: frozenset[str]
 ) -> dict[str, Any]:
@@ -167,7 +178,9 @@ def _apply_path(
         if attr.lower() in multi_valued and value is not None and isinstance(current, list):
             # Entra ID: {"op": "Remove", "path": "members", "value": [{"value": id}]}.
             gone = value if isinstance(value, list) else [value]
-            _set(target, attr, [i for i in current if not any(_same_item(i, g) for g in gone)])
+            # A set of keys, not pairwise comparisons: a group of thousands stays linear.
+            removed = {_identity(g) for g in gone}
+            _set(target, attr, [i for i in current if _identity(i) not in removed])
             return
         key = _key(target, attr.lower())
         if key is not None:
@@ -177,8 +190,10 @@ def _apply_path(
         values = value if isinstance(value, list) else [value]
         if op == "add" and isinstance(current, list):
             merged = list(current)
+            seen = {_identity(old) for old in merged}
             for item in values:
-                if not any(_same_item(item, old) for old in merged):
+                if _identity(item) not in seen:
+                    seen.add(_identity(item))
                     merged.append(item)
             values = merged
         _set(target, attr, values)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -205,9 +206,18 @@ def _check_unique(connector: Connector, data: UserInput, link: SCIMUser | None) 
     others = SCIMUser.objects.filter(connector=connector)
     if link is not None:
         others = others.exclude(pk=link.pk)
-    if others.filter(user_name__iexact=data.user_name).exists():
+    # Lower(...) = lower value and a non-empty externalId: the forms the unique
+    # indexes have, so the lookups use them (iexact compiles to LIKE, which cannot).
+    if (
+        others.annotate(lower_name=Lower("user_name"))
+        .filter(lower_name=data.user_name.lower())
+        .exists()
+    ):
         raise SCIMError(409, "userName is already taken.", "uniqueness")
-    if data.external_id and others.filter(external_id=data.external_id).exists():
+    if (
+        data.external_id
+        and others.exclude(external_id="").filter(external_id=data.external_id).exists()
+    ):
         raise SCIMError(409, "externalId is already taken.", "uniqueness")
 
 
@@ -357,11 +367,15 @@ def _set_members(group: SCIMGroup, wanted: set[uuid.UUID] | None, renamed: bool)
     changed: set[int] = set()
     if wanted is not None:
         new = wanted - set(current)
-        found = dict(
-            SCIMUser.objects.filter(connector=group.connector, scim_id__in=new).values_list(
-                "scim_id", "pk"
+        # By the unique scim_id index alone (with the connector in the filter, SQLite
+        # walks the connector's rows); another connector's users are dropped here.
+        found = {
+            scim_id: pk
+            for scim_id, pk, connector_id in SCIMUser.objects.filter(scim_id__in=new).values_list(
+                "scim_id", "pk", "connector_id"
             )
-        )
+            if connector_id == group.connector_id
+        }
         if len(found) != len(new):
             # Another connector's user, or no user at all: the same answer for both.
             raise bad_request("members: no such user.")
@@ -422,15 +436,17 @@ def render_group(
     if group.external_id:
         doc["externalId"] = group.external_id
     if with_members:
-        slug = group.connector.slug
+        # One reverse() for all members: a group of thousands renders in linear time.
+        marker = "00000000-0000-0000-0000-000000000000"
+        template = request.build_absolute_uri(
+            reverse("entra_sso:scim_user", args=[group.connector.slug, marker])
+        )
         doc["members"] = [
             {
                 "value": str(scim_id),
                 "display": user_name,
                 "type": "User",
-                "$ref": request.build_absolute_uri(
-                    reverse("entra_sso:scim_user", args=[slug, scim_id])
-                ),
+                "$ref": template.replace(marker, str(scim_id)),
             }
             for scim_id, user_name in group.members.order_by("pk").values_list(
                 "scim_id", "user_name"
