@@ -306,7 +306,8 @@ def derived_username(person: VerifiedPerson) -> str:
         [f"{prefix}{readable}", f"{prefix}{readable}-{digest_text[:6]}"] if readable else []
     )
     for candidate in candidates:
-        if not user_model._default_manager.filter(**{f"{field}__iexact": candidate}).exists():
+        # An exact lookup uses the username's unique index (iexact would scan the table).
+        if not user_model._default_manager.filter(**{field: candidate}).exists():
             return candidate
     return (prefix + digest_text)[:max_length]
 
