@@ -31,9 +31,8 @@ class BenchConfig:
     revalidation_views: int = 1_000
     revalidation_sessions: int = 20
     #: Figure 8: users provisioned, members per group PATCH, SSO sessions of the deactivated.
-    #: 3 000, not 10 000: a group PATCH costs time in proportion to the members already in
-    #: the group, so 10 000 takes minutes (4 000: 79 s on 2 cores); see bench/README.md.
-    scim_users: int = 3_000
+    #: 10 000 users take about 100 s on 2 cores.
+    scim_users: int = 10_000
     scim_batch: int = 100
     scim_sessions: int = 10
     postgres: bool = False
