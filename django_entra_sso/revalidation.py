@@ -26,11 +26,12 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext_lazy as _
 
 from .cache import cache_key, sso_cache, tolerant_add
@@ -78,6 +79,8 @@ MAX_BACK_OFF = 300
 
 def check(request: HttpRequest) -> HttpResponse | None:
     """``None`` to serve the request, or the response that ends or re-validates the session."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return None  # no session to look at: leave it unread (no Vary: Cookie for it)
     session = getattr(request, "session", None)
     state = session.get(VALIDATION_SESSION_KEY) if session is not None else None
     if not isinstance(state, dict) or session is None or not session.get(SESSION_KEY):
@@ -110,8 +113,10 @@ def _is_own_url(request: HttpRequest) -> bool:
     and a person whose session just ended must reach the sign-in page. Only asked
     when something is due: ``reverse`` costs more than the rest of ``check``.
     """
-    prefix = reverse("entra_sso:login").rsplit("login/", 1)[0]
-    return request.path.startswith(prefix)
+    try:
+        return resolve(request.path_info).namespace == "entra_sso"
+    except Resolver404:
+        return False
 
 
 def _revalidate(
@@ -180,7 +185,8 @@ def _silent_round_trip(
             request,
             connector,
             login_hint=email if isinstance(email, str) else "",
-            next_url=request.get_full_path(),
+            # Only a path of this site: //evil.example/ must not come back as a redirect.
+            next_url=safe_next(request.get_full_path()),
             revalidate=True,
         )
     except SignInError as exc:
@@ -315,7 +321,8 @@ def _ended_response(
 
 
 def _go_on(next_url: str) -> HttpResponse:
-    response = HttpResponseRedirect(next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL))
+    target = safe_next(next_url) or resolve_url(app_settings.LOGIN_REDIRECT_URL)
+    response = HttpResponseRedirect(target)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -447,3 +447,32 @@ def test_a_due_session_whose_user_can_no_longer_sign_in_is_left_to_django(
     response = client.get("/home/", **NAVIGATE)
     assert (response.status_code, response.content) == (200, b"signed out")
     assert fake_idp.calls["/token"] == before
+
+
+def test_a_silent_round_trip_never_redirects_off_site(
+    client: Client, fake_idp: FakeIdP, connector: Connector
+) -> None:
+    signed_in(client, fake_idp)
+    SSOSession.objects.update(refresh_token_encrypted="")
+    age(client, validated=WINDOW + 1)
+    # A path that starts with two slashes (the test client would read it as a host).
+    location = client.get("/", PATH_INFO="//evil.example/", **NAVIGATE)["Location"]
+    back = client.get("/sso/callback/contoso/", fake_idp.authorize(location))
+    assert back.status_code == 302
+    assert back["Location"] == "/home/"  # LOGIN_REDIRECT_URL, not //evil.example/
+
+
+def test_an_anonymous_request_leaves_the_session_unread(client: Client) -> None:
+    response = client.get("/sso/logout/done/")
+    assert "Cookie" not in response.get("Vary", "")
+
+
+def test_the_app_included_at_the_root_still_ends_sessions(
+    client: Client, fake_idp: FakeIdP, connector: Connector, settings: Any
+) -> None:
+    signed_in(client, fake_idp)
+    age(client, signed_in=3601)
+    settings.ROOT_URLCONF = "tests.urls_at_root"  # the app's URLs at "", not "sso/"
+    response = client.get("/home/", **NAVIGATE)
+    assert response.status_code == 302
+    assert "ended=expired" in response["Location"]
