@@ -216,11 +216,23 @@ def provisioned_user(person: VerifiedPerson) -> Any:
     """The user this connector's SCIM client provisioned for ``person``, if any.
 
     By ``externalId`` = the sign-in's subject; else, for a provisioned user with
-    no ``externalId`` and no identity, by ``userName`` = the email the IdP vouches for.
+    no ``externalId`` and no identity, by ``userName`` = the email the IdP vouches for,
+    of one of the connector's domains. Not for a connector several tenants sign in
+    through: a subject or an email means nothing without its tenant, and one
+    tenant's SCIM client must not claim another tenant's people.
     """
+    if not _one_tenant(person.connector):
+        return None
     links = SCIMUser.objects.filter(connector=person.connector).select_related("user")
     link = links.filter(external_id=person.subject).first()
-    if link is None and person.email and person.email_verified:
+    domain = domain_of_email(person.email) if person.email else None
+    if (
+        link is None
+        and person.email
+        and person.email_verified
+        and domain is not None
+        and person.connector.domains.filter(domain=domain).exists()
+    ):
         link = (
             links.filter(external_id="", user_name__iexact=person.email)
             .filter(user__sso_identities__isnull=True)
@@ -235,7 +247,7 @@ def user_signed_in_through(connector: Any, subject: str) -> Any:
     SCIM's ``POST /Users`` with that ``externalId`` takes this user over instead
     of making a second account for the same person.
     """
-    if not subject:
+    if not subject or not _one_tenant(connector):
         return None
     identity = (
         Identity.objects.filter(connector=connector, subject=subject)
@@ -244,6 +256,11 @@ def user_signed_in_through(connector: Any, subject: str) -> Any:
         .first()
     )
     return identity.user if identity is not None else None
+
+
+def _one_tenant(connector: Any) -> bool:
+    """Is everyone who signs in through ``connector`` of one organisation (one issuer)?"""
+    return not connector.is_multi_tenant or len(connector.allowed_tenant_ids) == 1
 
 
 def create_provisioned_user(person: VerifiedPerson, *, active: bool) -> Any:

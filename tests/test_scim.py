@@ -6,6 +6,7 @@ import json
 from importlib import import_module
 from io import StringIO
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -702,3 +703,57 @@ def test_a_deeply_nested_body_is_invalid_syntax_not_a_500(scim: Scim) -> None:
     response = scim.post("Users", b"[" * 100_000 + b"]" * 100_000)
     assert_error(response, 400, "invalidSyntax")
     assert not SCIMUser.objects.exists()
+
+
+# -- found in review: inputs that were 500s, and tenants of one connector ---------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "id pr",
+        "active pr",
+        'meta.created gt "abc"',
+        "(" * 400 + 'userName eq "x"' + ")" * 400,
+        'emails[((((((((((((((((((((type eq "work"))))))))))))))))))))].value pr',
+    ],
+)
+def test_odd_filters_are_scim_errors_not_500s(scim: Scim, query: str) -> None:
+    scim.create_user("alice@contoso.com")
+    response = scim.get(f"Users?filter={quote(query)}")
+    assert response.status_code in (200, 400), response.content
+    assert response["Content-Type"] == "application/scim+json"
+
+
+def test_a_huge_start_index_is_an_empty_page(scim: Scim) -> None:
+    scim.create_user("alice@contoso.com")
+    response = scim.get("Users?startIndex=99999999999999999999")
+    assert response.status_code == 200, response.content
+    assert response.json()["Resources"] == []
+
+
+def test_a_connector_of_several_tenants_never_links_by_scim(
+    fake_idp: FakeIdP, client: Client
+) -> None:
+    from tests.helpers import ENTRA_TEMPLATE, OTHER_TENANT, TENANT, entra_common_connector
+
+    fake_idp.issuer_override = ENTRA_TEMPLATE
+    connector = entra_common_connector(
+        fake_idp, allowed_tenants=[TENANT, OTHER_TENANT], domain="contoso.com"
+    )
+    Scim(connector).create_user("mallory@contoso.com", externalId="oid-alice")
+    claims = {"iss": ENTRA_TEMPLATE.replace("{tenantid}", TENANT), "tid": TENANT}
+    response = SignIn(client, fake_idp)(slug=connector.slug, oid="oid-alice", **claims)
+    assert response.status_code == 302
+    assert User.objects.count() == 2  # not the account another tenant's SCIM client made
+
+
+def test_the_email_fallback_needs_one_of_the_connectors_domains(
+    client: Client, fake_idp: FakeIdP
+) -> None:
+    connector = make_connector(fake_idp, "public")  # no domains
+    Scim(connector).create_user("alice@contoso.com")
+    signer = SignIn(client, fake_idp)
+    params = fake_idp.authorize(client.get("/sso/login/?connector=public")["Location"])
+    assert signer.callback("public", params).status_code == 302
+    assert User.objects.count() == 2

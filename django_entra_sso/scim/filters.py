@@ -269,6 +269,8 @@ def _compare(field: Any, op: str, value: Any, name: str) -> Q:
         result: Q = field(op, value)
         return result
     if op == "pr":
+        if field.convert is not None:  # a UUID, boolean or date: "" is no value of it
+            return Q(**{f"{field.lookup}__isnull": False})
         return ~Q(**{field.lookup: ""}) & Q(**{f"{field.lookup}__isnull": False})
     if field.convert is not None:
         try:

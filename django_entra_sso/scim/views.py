@@ -7,11 +7,12 @@ too); every failure is a SCIM error object, never a 500 or an HTML page.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -24,6 +25,8 @@ from .auth import authenticated_connector
 from .errors import SCIMError, bad_request, error_response, not_found, scim_response
 from .filters import parse_filter, strip_urn, to_query
 from .patch import apply_patch
+
+logger = logging.getLogger(__name__)
 
 #: The largest request body accepted (413 above it).
 MAX_BODY_BYTES = 1024 * 1024
@@ -49,6 +52,11 @@ class SCIMView(View):
             except IntegrityError as exc:
                 # Two requests racing for one userName or externalId.
                 raise SCIMError(409, "The resource conflicts with another.", "uniqueness") from exc
+            except (ValidationError, DataError, RecursionError) as exc:
+                # A value the database or a field cannot take (a date that is none, a
+                # filter nested hundreds deep): the client's input, not our failure.
+                logger.info("SCIM request refused: %r", exc)
+                raise bad_request("A value in the request cannot be used.", "invalidValue") from exc
         except SCIMError as error:
             return error_response(error)
         return response
@@ -90,7 +98,8 @@ class SCIMView(View):
             count = int(self.request.GET.get("count") or discovery.MAX_RESULTS)
         except ValueError as exc:
             raise bad_request("startIndex and count must be integers.") from exc
-        return max(start, 1), min(max(count, 0), discovery.MAX_RESULTS)
+        # Bounded: a startIndex past any database integer would be a database error.
+        return min(max(start, 1), 2**31 - 1), min(max(count, 0), discovery.MAX_RESULTS)
 
     def wanted(self) -> tuple[set[str], set[str]]:
         def names(param: str) -> set[str]:
