@@ -27,8 +27,9 @@ savepoint that settles a race. The rules:
   carry (Entra ID's object ID, ``oid``; Okta's user ID, ``sub``); a provisioned
   user without an ``externalId`` is matched by ``userName`` equal to the sign-in's
   email, only when the IdP vouches for the email and the user has no identity yet.
-- **Groups by SCIM**: a connector that provisions groups (``SCIMGroup``) owns its
-  mapped groups through SCIM; its sign-ins leave them as they are.
+- **Groups by SCIM**: for a person a connector provisions, and once it provisions
+  groups (``SCIMGroup``), SCIM keeps their mapped groups; their sign-ins leave them
+  as they are. Everyone else's follow the token's claims as before.
 
 A site changes the steps marked as hooks by subclassing ``SSOBackend``, which is
 an ``AccountHooks``.
@@ -389,8 +390,11 @@ def sync_groups(user: Any, person: VerifiedPerson) -> None:
     mapping = connector.group_mapping or {}
     if not isinstance(mapping, dict) or not mapping:
         return
-    if SCIMGroup.objects.filter(connector=connector).exists():
-        return  # SCIM keeps this connector's groups (scim/groups.py).
+    if (
+        SCIMUser.objects.filter(connector=connector, user=user).exists()
+        and SCIMGroup.objects.filter(connector=connector).exists()
+    ):
+        return  # SCIM keeps this person's groups at this connector (scim/groups.py).
 
     def names_of(target: Any) -> list[str]:
         return [target] if isinstance(target, str) else [str(t) for t in target or []]

@@ -757,3 +757,26 @@ def test_the_email_fallback_needs_one_of_the_connectors_domains(
     params = fake_idp.authorize(client.get("/sso/login/?connector=public")["Location"])
     assert signer.callback("public", params).status_code == 302
     assert User.objects.count() == 2
+
+
+def test_people_scim_does_not_provision_keep_following_their_claims(
+    client: Client, sign_in: SignIn, scim: Scim
+) -> None:
+    Connector.objects.filter(pk=scim.connector.pk).update(group_mapping={"staff-id": ["Staff"]})
+    scim.create_group("Others")  # the connector provisions groups, but not alice
+    assert sign_in(groups=["staff-id"]).status_code == 302
+    alice = User.objects.get()
+    assert list(alice.groups.values_list("name", flat=True)) == ["Staff"]
+    client.logout()
+    assert sign_in(groups=[]).status_code == 302  # she left the IdP group
+    assert not alice.groups.exists()
+
+
+def test_a_person_taken_over_by_scim_gets_scims_groups(
+    client: Client, sign_in: SignIn, scim: Scim
+) -> None:
+    Connector.objects.filter(pk=scim.connector.pk).update(group_mapping={"staff-id": ["Staff"]})
+    scim.create_group("Others")
+    assert sign_in(groups=["staff-id"]).status_code == 302
+    scim.create_user("alice@contoso.com", externalId="subject-alice")  # takes her over
+    assert not User.objects.get().groups.exists()  # SCIM puts her in no mapped group

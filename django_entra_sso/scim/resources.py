@@ -235,6 +235,8 @@ def create_user(connector: Connector, doc: Any) -> SCIMUser:
     link.user = user
     _fill(link, data)
     link.save()
+    # A person taken over from sign-ins: their mapped groups now follow SCIM's.
+    group_sync.sync_members(connector, [link.pk])
     return link
 
 
