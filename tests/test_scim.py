@@ -776,7 +776,8 @@ def test_a_person_taken_over_by_scim_gets_scims_groups(
     client: Client, sign_in: SignIn, scim: Scim
 ) -> None:
     Connector.objects.filter(pk=scim.connector.pk).update(group_mapping={"staff-id": ["Staff"]})
-    scim.create_group("Others")
     assert sign_in(groups=["staff-id"]).status_code == 302
+    assert User.objects.get().groups.filter(name="Staff").exists()  # from her claims
+    scim.create_group("Others")
     scim.create_user("alice@contoso.com", externalId="subject-alice")  # takes her over
     assert not User.objects.get().groups.exists()  # SCIM puts her in no mapped group
