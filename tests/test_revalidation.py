@@ -9,6 +9,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.checks import run_checks
 from django.core.management import call_command
@@ -352,6 +353,7 @@ def test_two_concurrent_requests_of_one_session_redeem_the_token_once(
 
         try:
             req = RequestFactory().get("/home/", **NAVIGATE)
+            req.COOKIES[settings.SESSION_COOKIE_NAME] = session_key  # as a browser sends it
             req.session = SessionStore(session_key)
             AuthenticationMiddleware(lambda r: None).process_request(req)  # type: ignore[arg-type]
             results.append(revalidation.check(req))
