@@ -165,5 +165,15 @@ class AppSettings:
         value = str(self._get("SCIM_DELETE", "deactivate"))
         return value if value in ("deactivate", "delete") else "deactivate"
 
+    @property
+    def XMLSEC_BINARY(self) -> str:
+        """Path of the ``xmlsec1`` program SAML signatures need; ``""``: found on ``PATH``."""
+        return str(self._get("XMLSEC_BINARY", "") or "")
+
+    @property
+    def SAML_MAX_RESPONSE_BYTES(self) -> int:
+        """The largest SAML message accepted (as posted, base64); bigger ones are refused."""
+        return int(self._get("SAML_MAX_RESPONSE_BYTES", 512 * 1024))
+
 
 app_settings = AppSettings()

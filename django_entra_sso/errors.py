@@ -88,6 +88,15 @@ MESSAGES = {
         TRY_AGAIN,
         400,
     ),
+    "unsolicited": (
+        _("Start signing in from this site"),
+        _(
+            "Your organization's portal tried to sign you in directly, which this site does not "
+            "accept for your organization."
+        ),
+        _("Go to the sign-in page and enter your work email address."),
+        400,
+    ),
     "wrong_callback": (
         _("Sign-in did not complete"),
         _("The answer came back from a different organization than the sign-in was sent to."),

@@ -37,6 +37,21 @@ def scim_base_uri(request: HttpRequest, connector: Connector) -> str:
     return request.build_absolute_uri(reverse("entra_sso:scim", args=[connector.slug]))
 
 
+def saml_metadata_uri(request: HttpRequest, connector: Connector) -> str:
+    """A SAML connector's SP metadata URL, which is also its SP entity ID."""
+    return request.build_absolute_uri(reverse("entra_sso:saml_metadata", args=[connector.slug]))
+
+
+def saml_acs_uri(request: HttpRequest, connector: Connector) -> str:
+    """A SAML connector's assertion consumer service (Entra ID: "Reply URL")."""
+    return request.build_absolute_uri(reverse("entra_sso:saml_acs", args=[connector.slug]))
+
+
+def saml_sls_uri(request: HttpRequest, connector: Connector) -> str:
+    """A SAML connector's single logout service (Entra ID: "Logout Url")."""
+    return request.build_absolute_uri(reverse("entra_sso:saml_sls", args=[connector.slug]))
+
+
 def post_logout_redirect_uri(request: HttpRequest) -> str:
     """Where the IdP sends the browser after sign-out: register it at the IdP."""
     from django.shortcuts import resolve_url

@@ -18,9 +18,16 @@ from django.utils.translation import gettext_lazy as _
 
 from . import providers
 from .crypto import decrypt_secret, encrypt_secret
-from .validation import normalize_domain, normalize_issuer, validate_issuer
+from .validation import (
+    normalize_domain,
+    normalize_issuer,
+    validate_issuer,
+    validate_metadata_url,
+)
 
 ALWAYS_SENT_SCOPES = ("openid", "profile", "email")
+#: What a SAML connector's ``saml_attribute_map`` may rename (``saml.attributes``).
+SAML_ATTRIBUTE_FIELDS = ("email", "given_name", "family_name", "groups", "tenant_id", "object_id")
 
 
 class Connector(models.Model):
@@ -30,6 +37,10 @@ class Connector(models.Model):
         OKTA = providers.OKTA, _("Okta")
         GOOGLE_WORKSPACE = providers.GOOGLE_WORKSPACE, _("Google Workspace")
         OIDC = providers.OIDC, _("OpenID Connect (other)")
+
+    class Protocol(models.TextChoices):
+        OIDC = "oidc", _("OpenID Connect")
+        SAML = "saml", _("SAML 2.0")
 
     class ResponseMode(models.TextChoices):
         FORM_POST = "form_post", _("form_post (recommended for Entra ID)")
@@ -46,15 +57,24 @@ class Connector(models.Model):
     provider = models.CharField(
         _("provider type"), max_length=32, choices=Provider.choices, default=Provider.ENTRA_ID
     )
+    protocol = models.CharField(
+        _("protocol"),
+        max_length=8,
+        choices=Protocol.choices,
+        default=Protocol.OIDC,
+        help_text=_("How the identity provider signs people in: OpenID Connect or SAML 2.0."),
+    )
     issuer = models.CharField(
         _("issuer"),
         max_length=500,
+        blank=True,
         help_text=_(
             "The issuer URL without /.well-known/openid-configuration, e.g. "
-            "https://login.microsoftonline.com/TENANT-ID/v2.0."
+            "https://login.microsoftonline.com/TENANT-ID/v2.0. For SAML: filled in from the "
+            "identity provider's metadata (its entity ID)."
         ),
     )
-    client_id = models.CharField(_("client ID"), max_length=255)
+    client_id = models.CharField(_("client ID"), max_length=255, blank=True)
     client_secret_encrypted = models.TextField(_("client secret (encrypted)"), blank=True)
     client_secret_changed_at = models.DateTimeField(
         _("client secret last changed"), null=True, blank=True, editable=False
@@ -140,6 +160,49 @@ class Connector(models.Model):
             '{"readers-guid": ["Readers"]}. Mapped groups are kept in sync at each sign-in.'
         ),
     )
+    # -- SAML 2.0 (``saml/``) ----------------------------------------------------
+    saml_metadata_url = models.CharField(
+        _("SAML metadata URL"),
+        max_length=1000,
+        blank=True,
+        help_text=_(
+            "The identity provider's federation metadata URL (Entra ID: “App Federation "
+            "Metadata Url”). Fetched, cached and refreshed; leave empty to paste the XML instead."
+        ),
+    )
+    saml_metadata_xml = models.TextField(
+        _("SAML metadata XML"),
+        blank=True,
+        help_text=_("The identity provider's metadata, pasted, when it has no metadata URL."),
+    )
+    allow_idp_initiated = models.BooleanField(
+        _("allow IdP-initiated sign-in"),
+        default=False,
+        help_text=_(
+            "Accept sign-ins the identity provider starts (its app launcher, Entra's “Test "
+            "this application”). Off by default: such a response answers no request of ours."
+        ),
+    )
+    saml_attribute_map = models.JSONField(
+        _("SAML attribute names"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Overrides of the attribute names read for email, given_name, family_name and "
+            'groups, e.g. {"email": "mail"}. The provider type gives the defaults.'
+        ),
+    )
+    saml_allow_sha1 = models.BooleanField(
+        _("accept SHA-1 signatures"),
+        default=False,
+        help_text=_("Only for old identity providers (ADFS 2.0) that cannot sign with SHA-256."),
+    )
+    #: The connector's own SAML key pair: decrypts encrypted assertions and signs
+    #: requests; the certificate is in the SP metadata. Made on first use.
+    sp_private_key_encrypted = models.TextField(
+        _("SP private key (encrypted)"), blank=True, editable=False
+    )
+    sp_certificate = models.TextField(_("SP certificate"), blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -165,6 +228,10 @@ class Connector(models.Model):
     def has_client_secret(self) -> bool:
         return bool(self.client_secret_encrypted)
 
+    @property
+    def is_saml(self) -> bool:
+        return self.protocol == self.Protocol.SAML
+
     # -- derived settings -----------------------------------------------------
     @property
     def effective_response_mode(self) -> str:
@@ -184,7 +251,8 @@ class Connector(models.Model):
 
     @property
     def is_multi_tenant(self) -> bool:
-        return providers.is_multi_tenant(self.provider, self.issuer)
+        # A SAML connector trusts one IdP entity: one Entra tenant.
+        return not self.is_saml and providers.is_multi_tenant(self.provider, self.issuer)
 
     @property
     def allowed_tenant_ids(self) -> set[str]:
@@ -231,6 +299,16 @@ class Connector(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
+        if self.is_saml:
+            self._clean_saml(errors)
+        else:
+            self._clean_oidc(errors)
+        if not isinstance(self.group_mapping, dict):
+            errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_oidc(self, errors: dict[str, Any]) -> None:
         self.issuer = normalize_issuer(self.issuer)
         try:
             validate_issuer(self.issuer)
@@ -246,14 +324,33 @@ class Connector(models.Model):
             errors["allowed_tenants"] = _(
                 'Enter a list of tenant IDs (GUIDs), e.g. ["9188040d-6c67-4c5b-b112-36a304b66dad"].'
             )
-        if not isinstance(self.group_mapping, dict):
-            errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
         if "allowed_tenants" not in errors and "issuer" not in errors:
             problem = self.open_tenancy_problem()
             if problem:
                 errors["allowed_tenants"] = problem
-        if errors:
-            raise ValidationError(errors)
+
+    def _clean_saml(self, errors: dict[str, Any]) -> None:
+        """The metadata's source; what it says is checked by ``saml.metadata`` (forms, CLI)."""
+        self.saml_metadata_url = (self.saml_metadata_url or "").strip()
+        self.saml_metadata_xml = (self.saml_metadata_xml or "").strip()
+        if bool(self.saml_metadata_url) == bool(self.saml_metadata_xml):
+            errors["saml_metadata_url"] = _(
+                "Give the identity provider's metadata URL or paste its metadata XML (one of them)."
+            )
+        elif self.saml_metadata_url:
+            try:
+                validate_metadata_url(self.saml_metadata_url)
+            except ValidationError as exc:
+                errors["saml_metadata_url"] = exc
+        mapping = self.saml_attribute_map
+        if not isinstance(mapping, dict) or not all(
+            key in SAML_ATTRIBUTE_FIELDS and isinstance(value, str) and value
+            for key, value in mapping.items()
+        ):
+            errors["saml_attribute_map"] = _(
+                "Enter a JSON object whose keys are among email, given_name, family_name, "
+                'groups, tenant_id, object_id, e.g. {"email": "mail"}.'
+            )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.issuer = normalize_issuer(self.issuer)

@@ -102,6 +102,20 @@ def get_json(url: str) -> dict[str, Any]:
     return request_json("GET", url)
 
 
+def get_bytes(url: str) -> bytes:
+    """The body of a GET answered with HTTP 200 (SAML metadata XML), size-capped."""
+    try:
+        status, content = _send("GET", url, headers={"Accept": "application/xml, text/xml"})
+    except ProviderHTTPError:
+        raise
+    except Exception:
+        logger.exception("Unexpected failure talking to %s", url)
+        raise ProviderHTTPError(f"{url} could not be used (unexpected failure).") from None
+    if status != 200:
+        raise ProviderHTTPError(f"{url} answered HTTP {status}.", status=status)
+    return content
+
+
 @sensitive_variables("data", "headers")
 def post_form(
     url: str, data: dict[str, str], *, headers: dict[str, str] | None = None

@@ -48,6 +48,22 @@ def entra_tenant_segment(issuer: str) -> str:
     return path.split("/", 1)[0].lower() if path else ""
 
 
+#: Entra's SAML entity ID is ``https://sts.windows.net/<tenant ID>/``.
+ENTRA_SAML_ENTITY_HOST = "sts.windows.net"
+
+
+def entra_issuer_for_tenant(tenant_id: str) -> str:
+    """The ``iss`` of the tenant's v2.0 ID tokens: what OIDC sign-ins are keyed by."""
+    return f"https://login.microsoftonline.com/{tenant_id.lower()}/v2.0"
+
+
+def entra_saml_tenant(entity_id: str) -> str:
+    """The tenant ID in an Entra SAML entity ID, or ``""`` for another IdP."""
+    parts = urlsplit(entity_id)
+    segment = entra_tenant_segment(entity_id)
+    return segment if parts.hostname == ENTRA_SAML_ENTITY_HOST and is_guid(segment) else ""
+
+
 def is_multi_tenant(provider: str, issuer: str) -> bool:
     return provider == ENTRA_ID and entra_tenant_segment(issuer) in ENTRA_MULTI_TENANT_SEGMENTS
 

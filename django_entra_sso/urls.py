@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from . import views
+from .saml import views as saml_views
 from .scim import urls as scim_urls
 
 app_name = "entra_sso"
@@ -23,5 +24,8 @@ urlpatterns = [
         name="backchannel_logout",
     ),
     path("initiate/<slug:slug>/", views.InitiateView.as_view(), name="initiate"),
+    path("saml/metadata/<slug:slug>/", saml_views.MetadataView.as_view(), name="saml_metadata"),
+    path("saml/acs/<slug:slug>/", saml_views.AssertionConsumerView.as_view(), name="saml_acs"),
+    path("saml/sls/<slug:slug>/", saml_views.SingleLogoutView.as_view(), name="saml_sls"),
     path("scim/v2/<slug:slug>/", include(scim_urls)),
 ]

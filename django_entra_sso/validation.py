@@ -60,6 +60,23 @@ def validate_issuer(value: str) -> None:
     )
 
 
+def validate_metadata_url(value: str) -> None:
+    """A SAML metadata URL: https, or http on loopback (its certificates are trusted)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValidationError(
+            _("Enter the metadata URL as a full https:// URL."), code="metadata_not_url"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValidationError(
+            _(
+                "The metadata URL must use https:// (plain http:// is accepted only on "
+                "localhost): the signing certificates come from it."
+            ),
+            code="metadata_not_https",
+        )
+
+
 def _is_internal_host(host: str) -> bool:
     """Loopback, private, link-local or otherwise non-public, by name or IP literal."""
     host = host.strip("[]").lower().rstrip(".")

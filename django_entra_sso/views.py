@@ -41,6 +41,7 @@ from .models import Connector, EmailDomain
 from .oidc import adapter, flow
 from .oidc.metadata import MetadataError
 from .oidc.tokens import TokenError
+from .saml import adapter as saml_adapter
 from .sessions import (
     bind_session,
     end_idp_session,
@@ -64,10 +65,29 @@ def _start_sign_in(
     request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
 ) -> HttpResponse:
     try:
+        if connector.is_saml:
+            outgoing = saml_adapter.start_sign_in(
+                request, connector, login_hint=login_hint, next_url=next_url
+            )
+            return send_saml(request, outgoing)
         url = adapter.start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)
     except SignInError as exc:
         return _refused(request, connector, exc, email=login_hint)
     response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def send_saml(request: HttpRequest, outgoing: saml_adapter.Outgoing) -> HttpResponse:
+    """A SAML message to the IdP: a redirect, or a page that posts it (HTTP-POST binding)."""
+    if outgoing.method == "POST":
+        response: HttpResponse = TemplateResponse(
+            request,
+            "django_entra_sso/saml_post.html",
+            {"url": outgoing.url, "fields": dict(outgoing.fields)},
+        )
+    else:
+        response = HttpResponseRedirect(outgoing.url)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -242,43 +262,48 @@ class CallbackView(View):
         return self.sign_in(request, verified)
 
     def sign_in(self, request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
-        """One short transaction: who the user is, ``login``, and the session index."""
-        connector = verified.person.connector
-        who = {"email": verified.person.email or "", "subject": verified.person.subject}
-        signed_in = False
-        try:
-            with transaction.atomic():
-                user = authenticate(request, sso_person=verified.person)
-                if user is None:
-                    raise SignInError("refused", "No backend accepted the verified person.")
-                login(request, user)  # with the backend that authenticated, a subclass too
-                signed_in = True
-                bind_session(request, connector, user, verified.idp_session)
-        except SignInError as exc:
-            self._undo(request, signed_in)
-            return _refused(request, connector, exc, **who)
-        except DatabaseError as exc:
-            self._undo(request, signed_in)
-            return _failed(
-                request, "unavailable", connector=connector, log=f"database: {exc!r}", **who
-            )
-        sso_signed_in.send(
-            sender=Connector,
-            request=request,
-            user=user,
-            connector=connector,
-            claims=dict(verified.person.claims),
-        )
-        target = verified.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
-        return HttpResponseRedirect(target)
+        return finish_sign_in(request, verified)
 
-    @staticmethod
-    def _undo(request: HttpRequest, signed_in: bool) -> None:
-        if signed_in:
-            try:
-                request.session.flush()
-            except Exception:
-                logger.exception("Could not flush the session after a failed sign-in")
+
+def finish_sign_in(request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
+    """One short transaction: who the user is, ``login``, and the session index.
+
+    Any protocol's verified sign-in ends here (OIDC callback, SAML ACS).
+    """
+    connector = verified.person.connector
+    who = {"email": verified.person.email or "", "subject": verified.person.subject}
+    signed_in = False
+    try:
+        with transaction.atomic():
+            user = authenticate(request, sso_person=verified.person)
+            if user is None:
+                raise SignInError("refused", "No backend accepted the verified person.")
+            login(request, user)  # with the backend that authenticated, a subclass too
+            signed_in = True
+            bind_session(request, connector, user, verified.idp_session)
+    except SignInError as exc:
+        _undo(request, signed_in)
+        return _refused(request, connector, exc, **who)
+    except DatabaseError as exc:
+        _undo(request, signed_in)
+        return _failed(request, "unavailable", connector=connector, log=f"database: {exc!r}", **who)
+    sso_signed_in.send(
+        sender=Connector,
+        request=request,
+        user=user,
+        connector=connector,
+        claims=dict(verified.person.claims),
+    )
+    target = verified.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
+    return HttpResponseRedirect(target)
+
+
+def _undo(request: HttpRequest, signed_in: bool) -> None:
+    if signed_in:
+        try:
+            request.session.flush()
+        except Exception:
+            logger.exception("Could not flush the session after a failed sign-in")
 
 
 def _signed_in_through(request: HttpRequest, slug: str) -> bool:
@@ -319,6 +344,9 @@ class LogoutView(View):
             session_key=session_key,
             reason="local",
         )
+        if connector.is_saml:
+            outgoing = saml_adapter.logout_request(request, connector, hints)
+            return send_saml(request, outgoing) if outgoing else HttpResponseRedirect(post_logout)
         idp_url = adapter.end_session_url(connector, hints, post_logout_redirect_uri=post_logout)
         return HttpResponseRedirect(idp_url or post_logout)
 

@@ -17,7 +17,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------
 need=()
-for pkg in chromium postgresql redis-server nodejs npm; do
+for pkg in chromium postgresql redis-server nodejs npm xmlsec1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ] && [ -z "${SKIP_SYSTEM_INSTALL:-}" ]; then

@@ -1,10 +1,7 @@
 """The authorization request and the sign-ins a browser has in flight.
 
 Each started sign-in gets its own ``state``, ``nonce`` and PKCE verifier, kept in
-the Django session under its ``state`` so several tabs can sign in at once.
-They expire after ``ENTRA_SSO_LOGIN_TIMEOUT`` and at most
-``ENTRA_SSO_MAX_PENDING_LOGINS`` are kept, so sign-ins started and never finished
-cannot grow a session without bound.
+the Django session under its ``state`` by ``pending`` (expiry and bounds there).
 
 ``response_mode=form_post`` answers arrive as a cross-site POST, which carries
 no ``SameSite=Lax`` session cookie. The callback stores the posted parameters in
@@ -23,17 +20,15 @@ import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from .. import providers
+from .. import pending, providers
 from ..cache import cache_key, sso_cache
 from ..conf import app_settings
 from .metadata import ProviderMetadata
 
-PENDING_SESSION_KEY = "entra_sso_pending"
 FORM_POST_TTL = 120
 FORM_POST_FIELDS = ("code", "state", "error", "error_description", "error_uri", "iss")
 #: The longest value kept of each form_post field. Authorization codes are opaque
@@ -72,37 +67,18 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _pending(session: SessionBase) -> dict[str, dict[str, Any]]:
-    value = session.get(PENDING_SESSION_KEY)
-    return value if isinstance(value, dict) else {}
-
-
 def remember(session: SessionBase, login: PendingLogin) -> None:
-    now = time.time()
-    pending = {
-        state: data
-        for state, data in _pending(session).items()
-        if isinstance(data, dict)
-        and now - float(data.get("created_at", 0)) <= app_settings.LOGIN_TIMEOUT
-    }
-    pending[login.state] = asdict(login)
-    keep = max(app_settings.MAX_PENDING_LOGINS, 1)
-    if len(pending) > keep:
-        newest = sorted(pending.items(), key=lambda item: item[1].get("created_at", 0))[-keep:]
-        pending = dict(newest)
-    session[PENDING_SESSION_KEY] = pending
+    pending.remember(session, login.state, asdict(login))
 
 
 def take(session: SessionBase, state: str) -> PendingLogin | None:
     """Remove and return the pending sign-in for ``state``: each state is used once."""
-    pending = _pending(session)
-    if not isinstance(state, str) or state not in pending:
+    data = pending.take(session, state)
+    if data is None:
         return None
-    data = pending.pop(state)
-    session[PENDING_SESSION_KEY] = pending
     try:
         login = PendingLogin(**data)
-    except TypeError:
+    except TypeError:  # another protocol's entry, or one from an older release
         return None
     return None if login.expired() else login
 

@@ -1,0 +1,166 @@
+"""The one place that configures pysaml2: a connector as a SAML service provider.
+
+The SP's entity ID is the absolute URL of its metadata (``saml_metadata``), so
+what the IdP is told and what the IdP audience-checks are the same string. The
+IdP is the one entity of the connector's metadata; signatures are checked
+against its certificates only. Our requests are signed with RSA-SHA256 (logout
+messages must be, by the SAML profiles; AuthnRequests are, because some IdPs
+want it without saying so). XML signatures and decryption are done by
+pysaml2 with Debian's ``xmlsec1`` (``ENTRA_SSO_XMLSEC_BINARY``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from .. import links
+from ..conf import app_settings
+from .keys import key_files
+from .metadata import IdPMetadata
+
+if TYPE_CHECKING:
+    from ..models import Connector
+
+
+class XmlsecMissing(Exception):
+    """The ``xmlsec1`` program pysaml2 needs is not installed."""
+
+
+def xmlsec_binary() -> str:
+    configured = app_settings.XMLSEC_BINARY
+    found = configured if configured else shutil.which("xmlsec1")
+    if not found:
+        raise XmlsecMissing(
+            "SAML needs the xmlsec1 program (Debian/Ubuntu: apt-get install xmlsec1; "
+            "or set ENTRA_SSO_XMLSEC_BINARY)."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class SPEndpoints:
+    """This site's SAML URLs for one connector, absolute: what the IdP is told."""
+
+    entity_id: str
+    acs: str
+    sls: str
+
+    @classmethod
+    def of(cls, request: HttpRequest, connector: Connector) -> SPEndpoints:
+        return cls(
+            entity_id=links.saml_metadata_uri(request, connector),
+            acs=links.saml_acs_uri(request, connector),
+            sls=links.saml_sls_uri(request, connector),
+        )
+
+
+def sp_config(
+    connector: Connector,
+    endpoints: SPEndpoints,
+    idp: IdPMetadata,
+    *,
+    key_path: str,
+    cert_path: str,
+    allow_unsolicited: bool = False,
+) -> SPConfig:
+    settings: dict[str, Any] = {
+        "entityid": endpoints.entity_id,
+        "xmlsec_binary": xmlsec_binary(),
+        "metadata": {"inline": [idp.xml]},
+        "key_file": key_path,
+        "cert_file": cert_path,
+        "encryption_keypairs": [{"key_file": key_path, "cert_file": cert_path}],
+        "accepted_time_diff": app_settings.CLOCK_LEEWAY,
+        "allow_unknown_attributes": True,
+        "service": {
+            "sp": {
+                "name": connector.name,
+                "endpoints": {
+                    "assertion_consumer_service": [(endpoints.acs, BINDING_HTTP_POST)],
+                    "single_logout_service": [
+                        (endpoints.sls, BINDING_HTTP_REDIRECT),
+                        (endpoints.sls, BINDING_HTTP_POST),
+                    ],
+                },
+                "allow_unsolicited": allow_unsolicited,
+                # Always signed: some IdPs (ADFS) check signatures when the SP metadata
+                # has a signing certificate without saying so in their own metadata.
+                "authn_requests_signed": True,
+                "logout_requests_signed": True,
+                "logout_responses_signed": True,
+                "want_assertions_signed": False,
+                "want_response_signed": False,
+                "want_assertions_or_response_signed": True,
+                "signing_algorithm": SIG_RSA_SHA256,
+                "digest_algorithm": DIGEST_SHA256,
+            }
+        },
+    }
+    config = SPConfig()
+    config.load(settings)
+    return config
+
+
+@contextmanager
+def saml_client(
+    request: HttpRequest,
+    connector: Connector,
+    idp: IdPMetadata,
+    *,
+    allow_unsolicited: bool = False,
+) -> Iterator[Saml2Client]:
+    """A pysaml2 client for one operation; the key files live as long as the block."""
+    endpoints = SPEndpoints.of(request, connector)
+    with key_files(connector) as (key_path, cert_path):
+        config = sp_config(
+            connector,
+            endpoints,
+            idp,
+            key_path=key_path,
+            cert_path=cert_path,
+            allow_unsolicited=allow_unsolicited,
+        )
+        yield Saml2Client(config)
+
+
+def sp_metadata_xml(request: HttpRequest, connector: Connector) -> str:
+    """This connector's SP metadata: entity ID, ACS, SLS and the SP certificate."""
+    from saml2.metadata import entity_descriptor
+
+    endpoints = SPEndpoints.of(request, connector)
+    with key_files(connector) as (key_path, cert_path):
+        settings: dict[str, Any] = {
+            "entityid": endpoints.entity_id,
+            # No xmlsec_binary: given one, pysaml2 runs it to list every algorithm it
+            # knows (MD5 and SHA-1 too) into the metadata; we accept SHA-2 only.
+            "key_file": key_path,
+            "cert_file": cert_path,
+            "encryption_keypairs": [{"key_file": key_path, "cert_file": cert_path}],
+            "service": {
+                "sp": {
+                    "name": connector.name,
+                    "endpoints": {
+                        "assertion_consumer_service": [(endpoints.acs, BINDING_HTTP_POST)],
+                        "single_logout_service": [
+                            (endpoints.sls, BINDING_HTTP_REDIRECT),
+                            (endpoints.sls, BINDING_HTTP_POST),
+                        ],
+                    },
+                    "authn_requests_signed": True,
+                    "want_assertions_or_response_signed": True,
+                }
+            },
+        }
+        config = SPConfig()
+        config.load(settings)
+        return str(entity_descriptor(config))
