@@ -16,6 +16,7 @@ from . import links
 from .forms import ConnectorForm, EmailDomainFormSet
 from .models import Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc.metadata import check_connection
+from .saml.metadata import check_saml_connection
 from .sessions import end_sessions_for_user
 
 
@@ -30,16 +31,16 @@ class EmailDomainInline(admin.TabularInline):
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorForm
     inlines = [EmailDomainInline]
-    list_display = ("name", "slug", "provider", "issuer", "enabled", "domain_list")
-    list_filter = ("provider", "enabled")
+    list_display = ("name", "slug", "provider", "protocol", "issuer", "enabled", "domain_list")
+    list_filter = ("provider", "protocol", "enabled")
     search_fields = ("name", "slug", "issuer", "client_id", "domains__domain")
     prepopulated_fields = {"slug": ("name",)}
     actions = ["test_connection_action"]
     change_form_template = "admin/django_entra_sso/connector/change_form.html"
     fieldsets = (
-        (None, {"fields": ("name", "slug", "provider", "enabled")}),
+        (None, {"fields": ("name", "slug", "provider", "protocol", "enabled")}),
         (
-            _("From the identity provider's app registration"),
+            _("OpenID Connect: from the identity provider's app registration"),
             {
                 "fields": (
                     "issuer",
@@ -47,7 +48,24 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "client_secret_status",
                     "client_secret",
                     "extra_scopes",
-                )
+                ),
+                "description": _("Only for OpenID Connect connectors."),
+            },
+        ),
+        (
+            _("SAML 2.0: from the identity provider"),
+            {
+                "fields": (
+                    "saml_metadata_url",
+                    "saml_metadata_xml",
+                    "allow_idp_initiated",
+                    "saml_attribute_map",
+                    "saml_allow_sha1",
+                ),
+                "description": _(
+                    "Only for SAML connectors: the IdP's federation metadata, by URL (preferred: "
+                    "certificate rollovers are picked up) or pasted."
+                ),
             },
         ),
         (
@@ -162,6 +180,8 @@ class ConnectorAdmin(admin.ModelAdmin):
 
     @staticmethod
     def idp_urls(request: HttpRequest, connector: Connector) -> list[tuple[str, str, str]]:
+        if connector.is_saml:
+            return saml_urls(request, connector)
         return [
             (
                 str(_("Redirect URI")),
@@ -194,12 +214,15 @@ class ConnectorAdmin(admin.ModelAdmin):
         connector = get_object_or_404(Connector, pk=object_id)
         if not self.has_view_or_change_permission(request, connector):
             return HttpResponse(status=403)
-        report = check_connection(connector)
+        report: Any = (
+            check_saml_connection(connector) if connector.is_saml else check_connection(connector)
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "connector": connector,
             "report": report,
+            "saml": connector.is_saml,
             "title": _("Test connection: %(name)s") % {"name": connector.name},
             "change_url": reverse("admin:django_entra_sso_connector_change", args=[connector.pk]),
         }
@@ -234,6 +257,9 @@ class ConnectorAdmin(admin.ModelAdmin):
     @admin.action(description=_("Test connection"))
     def test_connection_action(self, request: HttpRequest, queryset: Any) -> None:
         for connector in queryset:
+            if connector.is_saml:
+                self._report_saml(request, connector)
+                continue
             report = check_connection(connector)
             if report.ok:
                 self.message_user(
@@ -253,6 +279,63 @@ class ConnectorAdmin(admin.ModelAdmin):
                     % {"name": connector.name, "reason": report.error},
                     messages.ERROR,
                 )
+
+    def _report_saml(self, request: HttpRequest, connector: Connector) -> None:
+        saml_report = check_saml_connection(connector)
+        if saml_report.ok:
+            self.message_user(
+                request,
+                _("%(name)s: healthy — SAML entity %(entity)s, %(count)d signing certificate(s).")
+                % {
+                    "name": connector.name,
+                    "entity": saml_report.entity_id,
+                    "count": len(saml_report.certificates),
+                },
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                _("%(name)s: not healthy — %(reason)s")
+                % {"name": connector.name, "reason": saml_report.error},
+                messages.ERROR,
+            )
+
+
+def saml_urls(request: HttpRequest, connector: Connector) -> list[tuple[str, str, str]]:
+    """What a SAML IdP is told about this site, with where Entra ID asks for each."""
+    return [
+        (
+            str(_("Identifier (Entity ID)")),
+            links.saml_metadata_uri(request, connector),
+            str(_("Entra: Enterprise application → Single sign-on → Basic SAML Configuration.")),
+        ),
+        (
+            str(_("Reply URL (Assertion Consumer Service URL)")),
+            links.saml_acs_uri(request, connector),
+            str(_("Entra: Basic SAML Configuration → Reply URL. Okta: Single sign-on URL.")),
+        ),
+        (
+            str(_("Logout URL (single logout)")),
+            links.saml_sls_uri(request, connector),
+            str(_("Entra: Basic SAML Configuration → Logout Url.")),
+        ),
+        (
+            str(_("SP metadata URL")),
+            links.saml_metadata_uri(request, connector),
+            str(
+                _(
+                    "For IdPs that import metadata (ADFS, Okta, Entra's “Upload metadata file”): "
+                    "all of the above, with this connector's certificate."
+                )
+            ),
+        ),
+        (
+            str(_("Sign on URL")),
+            request.build_absolute_uri(reverse("entra_sso:login") + f"?connector={connector.slug}"),
+            str(_("Optional: where the IdP's app launcher sends people to sign in here.")),
+        ),
+    ]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

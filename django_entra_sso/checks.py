@@ -168,6 +168,20 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
                         id="django_entra_sso.W004",
                     )
                 )
+        saml = [c.slug for c in connectors if c.is_saml]
+        if saml:
+            from .saml.xmlsec import XmlsecMissing, xmlsec_binary
+
+            try:
+                xmlsec_binary()
+            except XmlsecMissing as exc:
+                warnings.append(
+                    Error(
+                        f"SAML connector(s) {', '.join(saml)} cannot sign anyone in: {exc}",
+                        hint="Install xmlsec1 on every machine that serves the site.",
+                        id="django_entra_sso.E009",
+                    )
+                )
         for connector, problem in problems:
             if problem:
                 warnings.append(

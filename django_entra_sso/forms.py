@@ -128,12 +128,20 @@ class ConnectorForm(forms.ModelForm):
         ),
     )
 
+    saml_attribute_map = forms.JSONField(
+        label=capfirst(_("SAML attribute names")),
+        required=False,
+        help_text=Connector._meta.get_field("saml_attribute_map").help_text,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
     class Meta:
         model = Connector
         fields = [
             "name",
             "slug",
             "provider",
+            "protocol",
             "issuer",
             "client_id",
             "client_secret",
@@ -149,18 +157,50 @@ class ConnectorForm(forms.ModelForm):
             "group_mapping",
             "revalidate_after",
             "max_session_age",
+            "saml_metadata_url",
+            "saml_metadata_xml",
+            "allow_idp_initiated",
+            "saml_attribute_map",
+            "saml_allow_sha1",
         ]
+
+    def clean_saml_attribute_map(self) -> Any:
+        return self.cleaned_data.get("saml_attribute_map") or {}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("client_secret") and not self.instance.has_client_secret:
+        is_saml = data.get("protocol") == Connector.Protocol.SAML
+        if not is_saml and not data.get("client_secret") and not self.instance.has_client_secret:
             self.add_error("client_secret", _("Enter the client secret from the IdP."))
         return data
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the model's own rules first: one source, https
+        if self.instance.is_saml and not self.errors:
+            self._read_saml_metadata()
+
+    def _read_saml_metadata(self) -> None:
+        """Read the IdP's metadata now, so that a typo is found here and not at sign-in."""
+        from .saml.metadata import SAMLMetadataError, get_idp_metadata
+
+        connector = self.instance
+        field = "saml_metadata_xml" if connector.saml_metadata_xml else "saml_metadata_url"
+        try:
+            metadata = get_idp_metadata(connector, force=True)
+        except SAMLMetadataError as exc:
+            self.add_error(field, str(exc))
+            return
+        # Shown in lists and searches: the IdP's entity ID is the SAML "issuer".
+        connector.issuer = metadata.entity_id[:500]
 
     def save(self, commit: bool = True) -> Connector:
         secret = self.cleaned_data.get("client_secret")
         if secret:
             self.instance.client_secret = secret
+        if self.instance.is_saml:
+            from .saml.keys import ensure_key_pair
+
+            ensure_key_pair(self.instance)
         return super().save(commit=commit)
 
 

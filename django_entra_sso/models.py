@@ -342,6 +342,11 @@ class Connector(models.Model):
                 validate_metadata_url(self.saml_metadata_url)
             except ValidationError as exc:
                 errors["saml_metadata_url"] = exc
+        if self.revalidate_after:
+            errors["revalidate_after"] = _(
+                "SAML sessions are not re-validated at the identity provider: set a maximum "
+                "session age instead (and SCIM to end leavers' sessions at once)."
+            )
         mapping = self.saml_attribute_map
         if not isinstance(mapping, dict) or not all(
             key in SAML_ATTRIBUTE_FIELDS and isinstance(value, str) and value

@@ -35,6 +35,7 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "name": "Acme",
         "slug": "acme",
         "provider": "entra_id",
+        "protocol": "oidc",
         "enabled": "on",
         "issuer": "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
         "client_id": "app-id",

@@ -95,7 +95,7 @@ def test_rotate_secrets_reports_how_many() -> None:
     new_connector("c", secret="")
     out = StringIO()
     call_command("sso_connector", "rotate-secrets", stdout=out)
-    assert "Re-encrypted 3 client secret(s)." in out.getvalue()
+    assert "Re-encrypted the secrets of 3 connector(s)." in out.getvalue()
 
 
 def test_rotate_secrets_with_an_unreadable_secret_changes_nothing() -> None:

@@ -25,7 +25,6 @@ from django_entra_sso import providers
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from django_entra_sso.saml.metadata import SAMLMetadataError, get_idp_metadata, parse_metadata
 from tests.saml_fake_idp import (
-    NAMEID_PERSISTENT,
     FakeSAMLIdP,
     KeyPair,
     make_key_pair,
@@ -123,7 +122,9 @@ def refused(response: Any, code: str = "invalid_token") -> None:
 # -- the path that works ------------------------------------------------------------------
 
 
-def test_sign_in_through_the_sign_in_page(client: Client, idp: FakeSAMLIdP, acme: Connector) -> None:
+def test_sign_in_through_the_sign_in_page(
+    client: Client, idp: FakeSAMLIdP, acme: Connector
+) -> None:
     response = sign_in(client, idp, session_index="_s-42")
     assert response.status_code == 302 and response["Location"] == "/private/"
     assert client.get("/private/").content == b"signed in as sso-alice"
@@ -394,7 +395,9 @@ def test_external_entities_are_never_resolved(
     client: Client, idp: FakeSAMLIdP, acme: Connector
 ) -> None:
     rid, relay_state = start(client)
-    response = post(client, idp.xxe_response(destination=ACS, audience=SP, in_response_to=rid), relay_state)
+    response = post(
+        client, idp.xxe_response(destination=ACS, audience=SP, in_response_to=rid), relay_state
+    )
     refused(response)
     assert b"root:" not in response.content
 
@@ -402,7 +405,11 @@ def test_external_entities_are_never_resolved(
 def test_billion_laughs_is_refused(client: Client, idp: FakeSAMLIdP, acme: Connector) -> None:
     rid, relay_state = start(client)
     refused(
-        post(client, idp.billion_laughs(destination=ACS, audience=SP, in_response_to=rid), relay_state)
+        post(
+            client,
+            idp.billion_laughs(destination=ACS, audience=SP, in_response_to=rid),
+            relay_state,
+        )
     )
 
 
@@ -436,10 +443,14 @@ def test_a_transient_name_id_cannot_key_an_account(
     refused(sign_in(client, idp, name_id_format=TRANSIENT, name_id="_one-time"))
 
 
-def test_attribute_names_can_be_overridden(client: Client, idp: FakeSAMLIdP, acme: Connector) -> None:
+def test_attribute_names_can_be_overridden(
+    client: Client, idp: FakeSAMLIdP, acme: Connector
+) -> None:
     acme.saml_attribute_map = {"email": "work-mail"}
     acme.save()
-    response = sign_in(client, idp, attributes={"work-mail": ["alice@acme.test"], "email": ["x@y.z"]})
+    response = sign_in(
+        client, idp, attributes={"work-mail": ["alice@acme.test"], "email": ["x@y.z"]}
+    )
     assert response.status_code == 302
     assert User.objects.get().email == "alice@acme.test"
 
@@ -478,7 +489,8 @@ def test_entra_is_keyed_by_tenant_and_object_id_like_oidc(client: Client, idp: F
     assert response.status_code == 302, response.content
     identity = Identity.objects.get()
     oidc_key = providers.identity_key(
-        "entra_id", {"iss": f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0", "oid": ENTRA_OID}
+        "entra_id",
+        {"iss": f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0", "oid": ENTRA_OID},
     )
     assert (identity.issuer, identity.subject) == oidc_key
     assert identity.tenant_id == ENTRA_TENANT
@@ -489,9 +501,7 @@ def test_entra_claims_of_another_tenant_are_refused(client: Client, idp: FakeSAM
     _entra_connector(idp)
     claims = {**ENTRA_CLAIMS, "http://schemas.microsoft.com/identity/claims/tenantid": ["other"]}
     refused(
-        sign_in(
-            client, idp, issuer=f"https://sts.windows.net/{ENTRA_TENANT}/", attributes=claims
-        )
+        sign_in(client, idp, issuer=f"https://sts.windows.net/{ENTRA_TENANT}/", attributes=claims)
     )
 
 
@@ -528,7 +538,9 @@ def test_signing_out_here_sends_a_signed_logout_request(
     location = response["Location"]
     assert location.startswith(idp.slo_url + "?")
     xml, _params = read_redirect_request(location)
-    assert "00000000-persistent-id" in xml and "_s-1" in xml and f'Destination="{idp.slo_url}"' in xml
+    assert (
+        "00000000-persistent-id" in xml and "_s-1" in xml and f'Destination="{idp.slo_url}"' in xml
+    )
     acme.refresh_from_db()
     assert verify_redirect_signature(location, acme.sp_certificate)
     assert client.get("/private/").status_code == 302  # signed out here already
@@ -605,8 +617,14 @@ def test_a_logout_request_not_from_the_idp_ends_nothing(
 
 @pytest.mark.parametrize(
     "query",
-    ["", "SAMLRequest=", "SAMLRequest=%%%", "SAMLRequest=eJzLSM3JyVcozy/KSQEAGgQEXQ==",
-     "SAMLResponse=garbage", "SAMLRequest=" + "A" * 700_000],
+    [
+        "",
+        "SAMLRequest=",
+        "SAMLRequest=%%%",
+        "SAMLRequest=eJzLSM3JyVcozy/KSQEAGgQEXQ==",
+        "SAMLResponse=garbage",
+        "SAMLRequest=" + "A" * 700_000,
+    ],
     ids=["nothing", "empty", "bad-escape", "not-xml", "garbage-response", "huge"],
 )
 def test_malformed_logout_messages_get_a_clear_answer(
@@ -627,7 +645,7 @@ class _MetadataServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.hits += 1
                 status = 503 if owner.fail else 200
                 payload = b"down" if owner.fail else owner.body.encode()

@@ -39,7 +39,7 @@ from ..models import Connector
 from ..verified import IdPSession, VerifiedSignIn
 from . import flow, redirect
 from .attributes import IdentityUnknown, person_from_assertion
-from .client import SPEndpoints, XmlsecMissing, saml_client
+from .client import SPEndpoints, saml_client
 from .messages import (
     MessageRefused,
     PostedResponse,
@@ -48,6 +48,7 @@ from .messages import (
     refuse_weak_signature,
 )
 from .metadata import IdPMetadata, SAMLMetadataError, get_idp_metadata
+from .xmlsec import XmlsecMissing
 
 logger = logging.getLogger(__name__)
 

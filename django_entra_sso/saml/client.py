@@ -11,7 +11,6 @@ pysaml2 with Debian's ``xmlsec1`` (``ENTRA_SSO_XMLSEC_BINARY``).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,24 +26,10 @@ from .. import links
 from ..conf import app_settings
 from .keys import key_files
 from .metadata import IdPMetadata
+from .xmlsec import xmlsec_binary
 
 if TYPE_CHECKING:
     from ..models import Connector
-
-
-class XmlsecMissing(Exception):
-    """The ``xmlsec1`` program pysaml2 needs is not installed."""
-
-
-def xmlsec_binary() -> str:
-    configured = app_settings.XMLSEC_BINARY
-    found = configured if configured else shutil.which("xmlsec1")
-    if not found:
-        raise XmlsecMissing(
-            "SAML needs the xmlsec1 program (Debian/Ubuntu: apt-get install xmlsec1; "
-            "or set ENTRA_SSO_XMLSEC_BINARY)."
-        )
-    return found
 
 
 @dataclass(frozen=True)

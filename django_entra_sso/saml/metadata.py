@@ -28,6 +28,7 @@ from defusedxml.ElementTree import fromstring
 from ..cache import cache_key, tolerant_get, tolerant_set
 from ..conf import app_settings
 from ..provider_http import ProviderHTTPError, get_bytes
+from .xmlsec import XmlsecMissing, xmlsec_binary
 
 if TYPE_CHECKING:
     from ..models import Connector
@@ -194,3 +195,62 @@ def get_idp_metadata(connector: Connector, *, force: bool = False) -> IdPMetadat
         raise SAMLMetadataError(f"Connector {connector.slug} has no SAML metadata.")
     xml, _fetched = _fetch(connector.saml_metadata_url, force=force)
     return parse_metadata(xml)
+
+
+#: A signing certificate this close to its end is worth a warning in "Test connection".
+EXPIRY_WARNING_DAYS = 30
+
+
+@dataclass
+class SAMLConnectionReport:
+    """What "Test connection" found for a SAML connector."""
+
+    ok: bool
+    source: str
+    error: str = ""
+    entity_id: str = ""
+    sso_url: str = ""
+    slo_url: str = ""
+    want_authn_requests_signed: bool = False
+    certificates: list[Certificate] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_saml_connection(connector: Connector) -> SAMLConnectionReport:
+    """Fetch (afresh) and parse the IdP's metadata, and say what was found, or why not."""
+    report = SAMLConnectionReport(
+        ok=False, source=connector.saml_metadata_url or "pasted metadata XML"
+    )
+    try:
+        metadata = get_idp_metadata(connector, force=True)
+    except SAMLMetadataError as exc:
+        report.error = str(exc)
+        return report
+    report.entity_id = metadata.entity_id
+    report.sso_url = metadata.sso.url
+    report.slo_url = metadata.slo.url if metadata.slo else ""
+    report.want_authn_requests_signed = metadata.want_authn_requests_signed
+    report.certificates = list(metadata.certificates)
+    now = datetime.now(timezone.utc)
+    usable = [cert for cert in metadata.certificates if not cert.expired]
+    if not usable:
+        report.problems.append("Every signing certificate in the metadata has expired.")
+    for cert in metadata.certificates:
+        days = (cert.not_after - now).days
+        if 0 <= days < EXPIRY_WARNING_DAYS:
+            report.warnings.append(
+                f"The signing certificate {cert.subject} expires in {days} day(s): ask for "
+                "the IdP's new certificate (metadata by URL picks it up by itself)."
+            )
+    if not metadata.slo:
+        report.warnings.append(
+            "The IdP has no single logout endpoint: signing out here will not sign out there."
+        )
+    try:
+        xmlsec_binary()
+    except XmlsecMissing as exc:
+        report.problems.append(str(exc))
+    report.ok = not report.problems
+    report.error = " ".join(report.problems)
+    return report

@@ -38,9 +38,10 @@ from ..views import (
     send_saml,
 )
 from . import adapter, flow
-from .client import XmlsecMissing, sp_metadata_xml
+from .client import sp_metadata_xml
 from .messages import MessageRefused
 from .metadata import SAMLMetadataError
+from .xmlsec import XmlsecMissing
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,8 @@
 """Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets|scim-token``.
 
+A connector is OpenID Connect (``--issuer``, ``--client-id``, a secret) or SAML
+(``--protocol saml`` with ``--saml-metadata-url`` or ``--saml-metadata-file``).
+
 The client secret can come from ``--client-secret``, but a command line shows in
 ``ps`` and in shell history: ``--client-secret-stdin`` and ``--client-secret-env
 NAME`` keep it out of both.
@@ -14,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.urls import reverse
 
 from ...crypto import SecretDecryptionError, reencrypt_secret
 from ...models import Connector, EmailDomain
@@ -38,8 +42,23 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         add = sub.add_parser("add", help="Add a connector, or update the one with this slug.")
         add.add_argument("slug")
-        add.add_argument("--issuer", required=True)
-        add.add_argument("--client-id", required=True)
+        add.add_argument("--issuer", help="OpenID Connect: the issuer URL (required for oidc).")
+        add.add_argument("--client-id", help="OpenID Connect: the client ID (required for oidc).")
+        add.add_argument("--protocol", choices=["oidc", "saml"], default=None)
+        metadata = add.add_mutually_exclusive_group()
+        metadata.add_argument(
+            "--saml-metadata-url", metavar="URL", help="SAML: the IdP's federation metadata URL."
+        )
+        metadata.add_argument(
+            "--saml-metadata-file",
+            metavar="PATH",
+            help="SAML: the IdP's metadata XML, from a file.",
+        )
+        add.add_argument(
+            "--allow-idp-initiated",
+            action="store_true",
+            help="SAML: accept sign-ins the IdP starts (off by default).",
+        )
         secret = add.add_mutually_exclusive_group()
         secret.add_argument(
             "--client-secret",
@@ -115,7 +134,20 @@ class Command(BaseCommand):
         return None
 
     def do_add(self, options: dict[str, Any]) -> None:
+        existing = Connector.objects.filter(slug=options["slug"]).first()
+        protocol = options["protocol"] or (existing.protocol if existing else "oidc")
+        if protocol == "saml":
+            self._add_saml(options, existing)
+        else:
+            self._add_oidc(options)
+
+    def _add_oidc(self, options: dict[str, Any]) -> None:
         slug = options["slug"]
+        for flag in ("issuer", "client_id"):
+            if not options[flag]:
+                raise CommandError(f"--{flag.replace('_', '-')} is required for an oidc connector.")
+        if options["saml_metadata_url"] or options["saml_metadata_file"]:
+            raise CommandError("--saml-metadata-*: only for --protocol saml.")
         given = self._client_secret(options)
         if given is not None and not given[0]:
             # An empty secret would wipe the stored one on update and cannot sign anyone in.
@@ -135,6 +167,7 @@ class Command(BaseCommand):
             connector = Connector(slug=slug, provider=options["provider"] or "entra_id")
         elif options["provider"]:
             connector.provider = options["provider"]
+        connector.protocol = "oidc"
         connector.name = options["name"] or connector.name or slug
         connector.issuer = options["issuer"]
         connector.client_id = options["client_id"]
@@ -150,6 +183,66 @@ class Command(BaseCommand):
             connector.allowed_tenants = [t.strip().lower() for t in options["tenants"]]
         if options["allow_any_tenant"]:
             connector.allow_any_tenant = True
+        self._save(options, connector, domains, created)
+
+    def _add_saml(self, options: dict[str, Any], connector: Connector | None) -> None:
+        from ...saml.keys import ensure_key_pair
+        from ...saml.metadata import SAMLMetadataError, get_idp_metadata
+
+        slug = options["slug"]
+        for flag in ("issuer", "client_id", "client_secret", "client_secret_env"):
+            if options[flag]:
+                raise CommandError(f"--{flag.replace('_', '-')}: not for a saml connector.")
+        if options["client_secret_stdin"] or options["tenants"] or options["allow_any_tenant"]:
+            raise CommandError("Client secrets and tenant lists are not for a saml connector.")
+        try:
+            domains = [normalize_domain(d) for d in options["domains"]]
+        except ValidationError as exc:
+            raise CommandError(f"--domain: {_first_error(exc)}") from exc
+        created = connector is None
+        if connector is None:
+            connector = Connector(slug=slug, provider=options["provider"] or "entra_id")
+        elif options["provider"]:
+            connector.provider = options["provider"]
+        connector.protocol = "saml"
+        connector.name = options["name"] or connector.name or slug
+        if options["saml_metadata_url"]:
+            connector.saml_metadata_url, connector.saml_metadata_xml = (
+                options["saml_metadata_url"].strip(),
+                "",
+            )
+        elif options["saml_metadata_file"]:
+            try:
+                with open(options["saml_metadata_file"], encoding="utf-8") as handle:
+                    xml = handle.read(2 * 1024 * 1024)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"--saml-metadata-file: {exc}") from exc
+            connector.saml_metadata_url, connector.saml_metadata_xml = "", xml.strip()
+        elif created:
+            raise CommandError("Give --saml-metadata-url URL or --saml-metadata-file PATH.")
+        if options["allow_idp_initiated"]:
+            connector.allow_idp_initiated = True
+        try:
+            connector.full_clean(validate_unique=True)
+            metadata = get_idp_metadata(connector, force=True)
+        except ValidationError as exc:
+            raise CommandError(_first_error(exc)) from exc
+        except SAMLMetadataError as exc:
+            raise CommandError(f"SAML metadata: {exc}") from exc
+        connector.issuer = metadata.entity_id[:500]
+        ensure_key_pair(connector)
+        self._save(options, connector, domains, created)
+        self.stdout.write(
+            "Give the IdP (paths on your site's address):\n"
+            f"  Identifier (Entity ID), SP metadata: {reverse('entra_sso:saml_metadata', args=[slug])}\n"
+            f"  Reply URL (ACS): {reverse('entra_sso:saml_acs', args=[slug])}\n"
+            f"  Logout URL: {reverse('entra_sso:saml_sls', args=[slug])}"
+        )
+
+    def _save(
+        self, options: dict[str, Any], connector: Connector, domains: list[str], created: bool
+    ) -> None:
+        slug = connector.slug
         for name in ("revalidate_after", "max_session_age"):
             value = options[name]
             if value is not None:
@@ -202,6 +295,21 @@ class Command(BaseCommand):
 
     def do_test(self, options: dict[str, Any]) -> None:
         connector = self._get(options["slug"])
+        if connector.is_saml:
+            from ...saml.metadata import check_saml_connection
+
+            saml = check_saml_connection(connector)
+            if not saml.ok:
+                raise CommandError(f"{connector.slug}: not healthy: {saml.error}")
+            expiries = ", ".join(c.not_after.date().isoformat() for c in saml.certificates)
+            self.stdout.write(
+                f"{connector.slug}: healthy. SAML entity {saml.entity_id}; "
+                f"{len(saml.certificates)} signing certificate(s) (expiring {expiries}); "
+                f"single logout {'yes' if saml.slo_url else 'no'}."
+            )
+            for warning in saml.warnings:
+                self.stdout.write(f"warning: {warning}")
+            return
         report = check_connection(connector)
         if not report.ok:
             raise CommandError(f"{connector.slug}: not healthy: {report.error}")
@@ -225,15 +333,19 @@ class Command(BaseCommand):
                     connector.client_secret_encrypted = reencrypt_secret(
                         connector.client_secret_encrypted
                     )
+                    # The SAML key pair's private key is encrypted with the same keys.
+                    connector.sp_private_key_encrypted = reencrypt_secret(
+                        connector.sp_private_key_encrypted
+                    )
                 except SecretDecryptionError as exc:
                     raise CommandError(f"{connector.slug}: {exc}") from exc
-                connector.save(update_fields=["client_secret_encrypted"])
+                connector.save(
+                    update_fields=["client_secret_encrypted", "sp_private_key_encrypted"]
+                )
                 count += 1
-        self.stdout.write(f"Re-encrypted {count} client secret(s).")
+        self.stdout.write(f"Re-encrypted the secrets of {count} connector(s).")
 
     def do_scim_token(self, options: dict[str, Any]) -> None:
-        from django.urls import reverse
-
         from ...scim.auth import new_token
 
         connector = self._get(options["slug"])
