@@ -101,7 +101,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         A read-only field is rendered from the model attribute of its name, and
         ``client_secret`` is the decrypting property; only its status is shown.
         """
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets = _fold_other_protocol(super().get_fieldsets(request, obj), obj)
         if obj is None or self.has_change_permission(request, obj):
             return fieldsets
         return [
@@ -300,6 +300,17 @@ class ConnectorAdmin(admin.ModelAdmin):
                 % {"name": connector.name, "reason": saml_report.error},
                 messages.ERROR,
             )
+
+
+def _fold_other_protocol(fieldsets: Any, obj: Connector | None) -> list[Any]:
+    """Fold away the other protocol's fields of a saved connector (still one click away)."""
+    if obj is None:
+        return list(fieldsets)
+    other = "client_id" if obj.is_saml else "saml_metadata_url"
+    return [
+        (name, {**options, "classes": ("collapse",)} if other in options["fields"] else options)
+        for name, options in fieldsets
+    ]
 
 
 def saml_urls(request: HttpRequest, connector: Connector) -> list[tuple[str, str, str]]:

@@ -131,7 +131,10 @@ class ConnectorForm(forms.ModelForm):
     saml_attribute_map = forms.JSONField(
         label=capfirst(_("SAML attribute names")),
         required=False,
-        help_text=Connector._meta.get_field("saml_attribute_map").help_text,
+        help_text=_(
+            "Overrides of the attribute names read for email, given_name, family_name and "
+            'groups, e.g. {"email": "mail"}. The provider type gives the defaults.'
+        ),
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
     )
 
@@ -175,7 +178,7 @@ class ConnectorForm(forms.ModelForm):
         return data
 
     def _post_clean(self) -> None:
-        super()._post_clean()  # the model's own rules first: one source, https
+        super()._post_clean()  # type: ignore[misc]  # the model's rules first: one source, https
         if self.instance.is_saml and not self.errors:
             self._read_saml_metadata()
 

@@ -37,6 +37,10 @@
 #                           Microsoft Entra ID tenant (see README.md). They may
 #                           also be written in example_project/.env; variables
 #                           already set in the environment win.
+#   ENTRA_SAML_METADATA_URL, ENTRA_SAML_DOMAIN
+#                           also configure a SAML connector "entra-saml" from an
+#                           Entra Enterprise application's App Federation
+#                           Metadata Url (see README.md, "... with SAML").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" # example_project/
@@ -149,7 +153,12 @@ if [[ -z "$ADD_CLIENT" && -n "${ENTRA_CLIENT_ID:-}" ]]; then
 	[[ -n "${ENTRA_DOMAIN:-}" ]] || die "Set ENTRA_DOMAIN (your organization's email domain, e.g. contoso.com)."
 	ENTRA=1
 fi
-if [[ "$LOCAL_IDP" == 0 && "$ENTRA" == 0 ]]; then
+ENTRA_SAML=0
+if [[ -z "$ADD_CLIENT" && -n "${ENTRA_SAML_METADATA_URL:-}" ]]; then
+	[[ -n "${ENTRA_SAML_DOMAIN:-}" ]] || die "Set ENTRA_SAML_DOMAIN (the email domain of the SAML connector; not one the entra connector has)."
+	ENTRA_SAML=1
+fi
+if [[ "$LOCAL_IDP" == 0 && "$ENTRA" == 0 && "$ENTRA_SAML" == 0 ]]; then
 	die "DEMO_LOCAL_IDP=0 needs a real tenant: set ENTRA_CLIENT_ID and friends (see README.md)."
 fi
 
@@ -328,6 +337,15 @@ if [[ "$ENTRA" == 1 ]]; then
 		--client-secret-env ENTRA_CLIENT_SECRET --name "Microsoft Entra ID" \
 		--provider entra_id --response-mode form_post "${entra_domains[@]}"
 fi
+if [[ "$ENTRA_SAML" == 1 ]]; then
+	saml_domains=()
+	for domain in ${ENTRA_SAML_DOMAIN//,/ }; do saml_domains+=(--domain "$domain"); done
+	# --allow-idp-initiated: Entra's "Test this application" button starts at Entra.
+	quietly "adding the entra-saml connector" site sso_connector add entra-saml \
+		--protocol saml --saml-metadata-url "$ENTRA_SAML_METADATA_URL" \
+		--name "Microsoft Entra ID (SAML)" --provider entra_id --allow-idp-initiated \
+		"${saml_domains[@]}"
+fi
 
 # -- start, wait, report ---------------------------------------------------------------
 if [[ "$LOCAL_IDP" != 0 ]] && port_in_use "$IDP_PORT"; then
@@ -399,6 +417,7 @@ wait_until_up "bookstore" "$SITE_URL/" "$SITE_PID" "$LOG_DIR/site.log"
 CONNECTORS=""
 [[ "$LOCAL_IDP" != 0 ]] && CONNECTORS="bookstore"
 [[ "$ENTRA" == 1 ]] && CONNECTORS="$CONNECTORS entra"
+[[ "$ENTRA_SAML" == 1 ]] && CONNECTORS="$CONNECTORS entra-saml"
 for slug in $CONNECTORS; do
 	site sso_connector test "$slug" 2>&1 | sed 's/^/    /' || true
 done
@@ -421,6 +440,14 @@ if [[ "$ENTRA" == 1 ]]; then
   Entra ID    type an address $ENTRA_DOMAINS_SHOWN and sign in at Microsoft
               redirect URI            $SITE_URL/sso/callback/entra/
               front-channel logout    $SITE_URL/sso/logout/frontchannel/entra/
+EOF
+fi
+if [[ "$ENTRA_SAML" == 1 ]]; then
+	cat <<EOF
+  Entra SAML  type an address at ${ENTRA_SAML_DOMAIN//,/ or } and sign in at Microsoft
+              Identifier (Entity ID)  $SITE_URL/sso/saml/metadata/entra-saml/
+              Reply URL (ACS)         $SITE_URL/sso/saml/acs/entra-saml/
+              Logout Url              $SITE_URL/sso/saml/sls/entra-saml/
 EOF
 fi
 cat <<EOF

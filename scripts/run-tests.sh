@@ -47,6 +47,8 @@ log "pip install -e .[test,e2e]"
 # --- npm packages for the real OpenID provider ------------------------------------
 log "npm ci (node-oidc-provider)"
 (cd tests/e2e/provider && npm ci --no-audit --no-fund --loglevel=error)
+log "npm ci (samlify SAML IdP)"
+(cd tests/e2e/saml_idp && npm ci --no-audit --no-fund --loglevel=error)
 
 # --- PostgreSQL and Redis on loopback ------------------------------------------------
 export PGHOST=127.0.0.1 PGPORT="${PGPORT:-5432}" PGUSER=postgres PGPASSWORD=postgres PGDATABASE=entra_sso
