@@ -8,8 +8,10 @@ pysaml2, the library under test.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +22,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from django_entra_sso import providers
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
@@ -37,6 +41,7 @@ from tests.saml_fake_idp import (
     wrap_evil_assertion_beside,
     wrap_signed_assertion_moved,
 )
+from tests.test_hardening import PROFILE
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -707,6 +712,21 @@ def test_unusable_metadata_is_refused_with_a_reason(xml: str, message: str) -> N
         parse_metadata(xml)
 
 
+def test_expired_metadata_is_a_set_up_problem_not_a_sign_in(
+    client: Client, idp: FakeSAMLIdP, acme: Connector
+) -> None:
+    acme.saml_metadata_xml = idp.metadata_xml(valid_until=_minutes(-60))
+    acme.save()
+    with pytest.raises(SAMLMetadataError, match="expired on"):
+        get_idp_metadata(acme)
+    response = client.post("/sso/login/", {"email": "alice@acme.test"})
+    assert response.status_code == 424
+    assert b"Reference: misconfigured" in response.content
+    acme.saml_metadata_xml = idp.metadata_xml(valid_until=_minutes(60 * 24))
+    acme.save()
+    assert client.post("/sso/login/", {"email": "alice@acme.test"}).status_code == 302
+
+
 def test_metadata_lists_every_signing_certificate_with_its_expiry(
     idp: FakeSAMLIdP, stranger: KeyPair
 ) -> None:
@@ -715,3 +735,48 @@ def test_metadata_lists_every_signing_certificate_with_its_expiry(
     assert all(not cert.expired for cert in metadata.certificates)
     assert metadata.slo is not None and metadata.slo.url == idp.slo_url
     assert urlsplit(metadata.sso.url).path == "/sso"
+
+
+# -- anything at all --------------------------------------------------------------------------
+
+_SAML_FIELDS = ["SAMLResponse", "SAMLRequest", "RelayState", "SigAlg", "Signature", "resume"]
+_xmlish = st.sampled_from(
+    [
+        "<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>",
+        "<samlp:LogoutRequest xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol' ID='x'/>",
+        "<x/>",
+        '<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>',
+    ]
+)
+_values = st.one_of(
+    st.text(max_size=60),
+    _xmlish.map(lambda x: base64.b64encode(x.encode()).decode()),
+    _xmlish.map(lambda x: base64.b64encode(zlib.compress(x.encode())[2:-4]).decode()),
+)
+_params = st.dictionaries(st.sampled_from(_SAML_FIELDS), _values, max_size=5)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/sso/saml/acs/acme/"),
+        ("post", "/sso/saml/acs/acme/"),
+        ("get", "/sso/saml/sls/acme/"),
+        ("post", "/sso/saml/sls/acme/"),
+        ("get", "/sso/saml/metadata/acme/"),
+    ],
+)
+def test_saml_endpoints_never_fail_on_arbitrary_input(
+    acme: Connector, method: str, path: str
+) -> None:
+    @PROFILE
+    @given(params=_params, follow=st.booleans())
+    def run(params: dict[str, str], follow: bool) -> None:
+        client = Client(raise_request_exception=False)
+        response = getattr(client, method)(path, params)
+        if follow and response.status_code == 303:
+            response = client.get(response["Location"])
+        assert response.status_code < 500, (params, response.content[:300])
+        assert not User.objects.exists()
+
+    run()

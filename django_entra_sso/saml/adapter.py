@@ -39,7 +39,7 @@ from ..models import Connector
 from ..verified import IdPSession, VerifiedSignIn
 from . import flow, redirect
 from .attributes import IdentityUnknown, person_from_assertion
-from .client import SPEndpoints, saml_client
+from .client import SAMLConfigError, SPEndpoints, saml_client
 from .messages import (
     MessageRefused,
     PostedResponse,
@@ -47,7 +47,7 @@ from .messages import (
     inspect_response,
     refuse_weak_signature,
 )
-from .metadata import IdPMetadata, SAMLMetadataError, get_idp_metadata
+from .metadata import IdPMetadata, MetadataUnreachable, SAMLMetadataError, get_idp_metadata
 from .xmlsec import XmlsecMissing
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,10 @@ class Outgoing:
 def idp_metadata(connector: Connector) -> IdPMetadata:
     try:
         return get_idp_metadata(connector)
-    except SAMLMetadataError as exc:
+    except MetadataUnreachable as exc:
         raise SignInError("provider_unreachable", str(exc)) from exc
+    except SAMLMetadataError as exc:  # expired, or not metadata at all: a set-up problem
+        raise SignInError("misconfigured", str(exc)) from exc
 
 
 def _usable(connector: Connector) -> None:
@@ -125,7 +127,7 @@ def start_sign_in(
                 sign=binding == BINDING_HTTP_REDIRECT,
                 sigalg=SIG_RSA_SHA256,
             )
-    except XmlsecMissing as exc:
+    except (XmlsecMissing, SAMLConfigError) as exc:
         raise SignInError("misconfigured", str(exc)) from exc
     return _outgoing(info, binding)
 
@@ -192,7 +194,7 @@ def _complete(
             response = client.parse_authn_request_response(
                 saml_response, BINDING_HTTP_POST, outstanding=outstanding
             )
-    except XmlsecMissing as exc:
+    except (XmlsecMissing, SAMLConfigError) as exc:
         raise SignInError("misconfigured", str(exc)) from exc
     except StatusError as exc:
         raise SignInError("idp_error", f"IdP status: {exc}") from exc
@@ -397,6 +399,21 @@ def handle_logout_request(
             allow_sha1=connector.saml_allow_sha1,
         )
     endpoints = SPEndpoints.of(request, connector)
+    try:
+        return _answer_logout_request(request, connector, idp, endpoints, xml, binding, data)
+    except SAMLConfigError as exc:
+        raise MessageRefused(str(exc)) from exc
+
+
+def _answer_logout_request(
+    request: HttpRequest,
+    connector: Connector,
+    idp: IdPMetadata,
+    endpoints: SPEndpoints,
+    xml: str,
+    binding: str,
+    data: Mapping[str, str],
+) -> LogoutAnswer:
     with saml_client(request, connector, idp) as client:
         parsed = LogoutRequest(
             client.sec,

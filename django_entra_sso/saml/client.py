@@ -26,7 +26,7 @@ from .. import links
 from ..conf import app_settings
 from .keys import key_files
 from .metadata import IdPMetadata
-from .xmlsec import xmlsec_binary
+from .xmlsec import XmlsecMissing, xmlsec_binary
 
 if TYPE_CHECKING:
     from ..models import Connector
@@ -96,6 +96,10 @@ def sp_config(
     return config
 
 
+class SAMLConfigError(Exception):
+    """pysaml2 could not be set up with this connector's metadata or keys."""
+
+
 @contextmanager
 def saml_client(
     request: HttpRequest,
@@ -107,15 +111,21 @@ def saml_client(
     """A pysaml2 client for one operation; the key files live as long as the block."""
     endpoints = SPEndpoints.of(request, connector)
     with key_files(connector) as (key_path, cert_path):
-        config = sp_config(
-            connector,
-            endpoints,
-            idp,
-            key_path=key_path,
-            cert_path=cert_path,
-            allow_unsolicited=allow_unsolicited,
-        )
-        yield Saml2Client(config)
+        try:
+            config = sp_config(
+                connector,
+                endpoints,
+                idp,
+                key_path=key_path,
+                cert_path=cert_path,
+                allow_unsolicited=allow_unsolicited,
+            )
+            client = Saml2Client(config)
+        except XmlsecMissing:
+            raise
+        except Exception as exc:
+            raise SAMLConfigError(f"{connector.slug}: pysaml2 refused the set-up: {exc!r}") from exc
+        yield client
 
 
 def sp_metadata_xml(request: HttpRequest, connector: Connector) -> str:

@@ -45,6 +45,10 @@ class SAMLMetadataError(Exception):
     """The IdP's metadata could not be had or is not usable; the message says why."""
 
 
+class MetadataUnreachable(SAMLMetadataError):
+    """The metadata URL could not be fetched, and no earlier copy is kept."""
+
+
 @dataclass(frozen=True)
 class Certificate:
     """One of the IdP's signing certificates, as the admin shows it."""
@@ -121,6 +125,27 @@ def _idp_descriptors(root: Element) -> list[Element]:
     return [e for e in entities if e.find(f"{{{MD}}}IDPSSODescriptor") is not None]
 
 
+def _refuse_expired(*elements: Element) -> None:
+    """``validUntil`` in the past: its publisher says the document is not to be used."""
+    for element in elements:
+        valid_until = element.get("validUntil", "")
+        if not valid_until:
+            continue
+        try:
+            moment = datetime.fromisoformat(valid_until.replace("Z", "+00:00"))
+        except ValueError:
+            raise SAMLMetadataError(
+                f"The metadata's validUntil {valid_until!r} is not a time."
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        if moment <= datetime.now(timezone.utc):
+            raise SAMLMetadataError(
+                f"The metadata expired on {valid_until} (validUntil): get a current copy "
+                "from the identity provider."
+            )
+
+
 def parse_metadata(xml: str | bytes) -> IdPMetadata:
     """The identity provider ``xml`` describes; ``SAMLMetadataError`` when it is not usable."""
     if len(xml) > MAX_METADATA_BYTES:
@@ -143,6 +168,7 @@ def parse_metadata(xml: str | bytes) -> IdPMetadata:
     entity_id = entity.get("entityID", "").strip()
     if not entity_id:
         raise SAMLMetadataError("The metadata's EntityDescriptor has no entityID.")
+    _refuse_expired(root, entity)
     sso = _endpoint(descriptor, "SingleSignOnService")
     if sso is None:
         raise SAMLMetadataError(
@@ -181,7 +207,8 @@ def _fetch(url: str, *, force: bool) -> tuple[str, float]:
     except (ProviderHTTPError, SAMLMetadataError) as exc:
         if entry:
             return entry["xml"], entry["fetched_at"]
-        raise SAMLMetadataError(f"{url}: {exc}") from exc
+        kind = MetadataUnreachable if isinstance(exc, ProviderHTTPError) else SAMLMetadataError
+        raise kind(f"{url}: {exc}") from exc
     xml = raw.decode("utf-8", "replace")
     tolerant_set(key, {"xml": xml, "fetched_at": now}, app_settings.METADATA_STALE_TTL)
     return xml, now
