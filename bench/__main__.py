@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     parser.add_argument("--reval-sessions", type=int, help="figure 7: sessions re-validated")
     parser.add_argument("--scim-users", type=int, help="figure 8: users provisioned by SCIM")
     parser.add_argument("--scim-batch", type=int, help="figure 8: members added per group PATCH")
+    parser.add_argument("--saml-signins", type=int, help="figure 9: timed SAML sign-ins per kind")
     args = parser.parse_args(argv)
     cfg = BenchConfig.quick_run() if args.quick else BenchConfig()
     overrides = {
@@ -69,12 +70,13 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "revalidation_sessions": args.reval_sessions,
         "scim_users": args.scim_users,
         "scim_batch": args.scim_batch,
+        "saml_signins": args.saml_signins,
     }
     for name, value in overrides.items():
         if value is not None:
             setattr(cfg, name, value)
     cfg.postgres = args.postgres
-    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7, 8}
+    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7, 8, 9}
     if unknown:
         parser.error(f"no such figure: {sorted(unknown)}")
     return cfg, args

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class BenchConfig:
-    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
+    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9])
     quick: bool = False
     #: Figure 1: sign-ins counted per side after the warm-up.
     count_signins: int = 20
@@ -35,6 +35,8 @@ class BenchConfig:
     scim_users: int = 10_000
     scim_batch: int = 100
     scim_sessions: int = 10
+    #: Figure 9: timed SAML sign-ins per kind.
+    saml_signins: int = 100
     postgres: bool = False
 
     @classmethod
@@ -51,4 +53,5 @@ class BenchConfig:
             page_views=300,
             revalidation_views=300,
             scim_users=300,
+            saml_signins=20,
         )

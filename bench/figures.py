@@ -1,4 +1,4 @@
-"""Figures 1-4 and 6-8: measured in-process with Django's test ``Client``.
+"""Figures 1-4 and 6-9: measured in-process with Django's test ``Client``.
 
 Django must already be set up with ``bench.settings`` and migrated
 (``bench/__main__.py`` does that). The fake IdP runs on loopback in a thread of
@@ -1128,6 +1128,149 @@ def figure_8(cfg: BenchConfig, idp: BenchIdP) -> Figure:
     )
 
 
+# -- figure 9 -----------------------------------------------------------------------
+
+SAML_SLUG = "bench-saml"
+SAML_DOMAIN = "saml.example"
+SAML_SP = f"http://testserver/sso/saml/metadata/{SAML_SLUG}/"
+SAML_ACS = f"http://testserver/sso/saml/acs/{SAML_SLUG}/"
+SAML_ATTRIBUTES = {
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": [f"alice@{SAML_DOMAIN}"],
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname": ["Alice"],
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname": ["Liddell"],
+}
+
+
+class _XmlsecCount:
+    """Counts the ``xmlsec1`` processes pysaml2 starts (one per signature or decryption)."""
+
+    def __init__(self) -> None:
+        import saml2.sigver
+
+        self.module: Any = saml2.sigver  # it did ``from subprocess import Popen``
+        self.original = self.module.Popen
+        self.count = 0
+
+    def __enter__(self) -> _XmlsecCount:
+        original = self.original
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return original(*args, **kwargs)
+
+        self.module.Popen = counting
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.Popen = self.original
+
+
+def sign_in_saml(client: Client, saml_idp: Any, *, encrypt_to: Any = None) -> tuple[float, int]:
+    """A SAML sign-in; returns the seconds of the ACS (its POST and the resumed GET) and
+    the ``xmlsec1`` processes they started. Making the Response is not timed."""
+    from tests.saml_fake_idp import post_form_value, read_redirect_request, request_id
+
+    start = client.post("/sso/login/", {"email": f"alice@{SAML_DOMAIN}"})
+    if start.status_code != 302:
+        raise SignInFailed(f"saml: login POST answered {start.status_code}")
+    xml, params = read_redirect_request(start["Location"])
+    answer = saml_idp.response(
+        destination=SAML_ACS,
+        audience=SAML_SP,
+        in_response_to=request_id(xml),
+        attributes=SAML_ATTRIBUTES,
+        encrypt_to=encrypt_to,
+    )
+    form = {"SAMLResponse": post_form_value(answer), "RelayState": params["RelayState"]}
+    with _XmlsecCount() as processes:
+        t0 = time.perf_counter()
+        posted = client.post(f"/sso/saml/acs/{SAML_SLUG}/", form)
+        done = client.get(posted["Location"]) if posted.status_code == 303 else posted
+        elapsed = time.perf_counter() - t0
+    if done.status_code != 302 or done["Location"] != HOME:
+        raise SignInFailed(f"saml: ACS answered {done.status_code} {done.get('Location')}")
+    return elapsed, processes.count
+
+
+def figure_9(cfg: BenchConfig, idp: BenchIdP) -> Figure:
+    from tests.saml_fake_idp import FakeSAMLIdP, KeyPair
+
+    saml_idp = FakeSAMLIdP()
+    connector, _created = Connector.objects.update_or_create(
+        slug=SAML_SLUG,
+        defaults={
+            "name": "Bench SAML",
+            "protocol": "saml",
+            "provider": "oidc",
+            "saml_metadata_xml": saml_idp.metadata_xml(),
+        },
+    )
+    EmailDomain.objects.get_or_create(domain=SAML_DOMAIN, defaults={"connector": connector})
+    n = cfg.saml_signins
+    clients = {"oidc": Client(), "saml": Client(), "saml-encrypted": Client()}
+    Client().get(f"/sso/saml/metadata/{SAML_SLUG}/")  # makes the connector's key pair
+    connector.refresh_from_db()
+    sp_cert = KeyPair(private_key_pem="", certificate_pem=connector.sp_certificate, cert_b64="")
+    sign_in_ours(clients["oidc"], idp)
+    sign_in_saml(clients["saml"], saml_idp)
+    sign_in_saml(clients["saml-encrypted"], saml_idp, encrypt_to=sp_cert)
+    times: dict[str, list[float]] = {side: [] for side in clients}
+    processes: dict[str, list[int]] = {side: [] for side in clients}
+    errors: Counter[str] = Counter()
+    for i in range(n):
+        sides = list(clients)
+        random.Random(i).shuffle(sides)  # shared noise: each round in its own order
+        for side in sides:
+            try:
+                if side == "oidc":
+                    times[side].append(sign_in_ours(clients[side], idp))
+                    processes[side].append(0)
+                else:
+                    encrypt = sp_cert if side == "saml-encrypted" else None
+                    seconds, started = sign_in_saml(clients[side], saml_idp, encrypt_to=encrypt)
+                    times[side].append(seconds)
+                    processes[side].append(started)
+            except SignInFailed as exc:
+                errors[str(exc)[:80]] += 1
+    base = median(times["oidc"])
+    labels = {
+        "oidc": "OIDC callback (ours, for scale)",
+        "saml": "SAML ACS, signed assertion",
+        "saml-encrypted": "SAML ACS, signed and encrypted assertion",
+    }
+    rows = [
+        [
+            labels[side],
+            str(len(times[side])),
+            ms(median(times[side])),
+            ms(p95(times[side])),
+            ratio(median(times[side]), base),
+            f"{median([float(p) for p in processes[side]]):.0f}",
+        ]
+        for side in clients
+    ]
+    notes = [
+        "SAML: the ACS's POST (kept in the cache) and the resumed GET (metadata from the "
+        "pasted XML, pysaml2 set up with the connector's key pair, signature checked and "
+        "assertion decrypted by xmlsec1 processes, user lookup, login) are timed; the fake "
+        "IdP's signing and encrypting is not. OIDC: the callback, with its token request "
+        "over loopback, as in figure 2.",
+        "xmlsec1 is a process per signature check or decryption (pysaml2's backend): most of "
+        "the SAML time is starting it.",
+    ]
+    if errors:
+        notes.append(f"Failed sign-ins: {dict(errors)}")
+    return Figure(
+        9,
+        f"SAML sign-in: server time at the ACS ({n} interleaved sign-ins per kind)",
+        ["sign-in", "count", "median", "p95", "vs OIDC", "xmlsec1 runs"],
+        rows,
+        notes=notes,
+        goals=[Goal("no failed sign-ins", not errors, f"{sum(errors.values())} failed")],
+        data={"times": times, "xmlsec1": processes, "errors": dict(errors)},
+    )
+
+
 def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
     connector = make_connector(idp)
     if number == 1:
@@ -1144,4 +1287,6 @@ def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
         return figure_7(cfg, idp)
     if number == 8:
         return figure_8(cfg, idp)
+    if number == 9:
+        return figure_9(cfg, idp)
     raise ValueError(f"figure {number} is not an in-process figure")

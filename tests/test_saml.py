@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
@@ -780,3 +782,76 @@ def test_saml_endpoints_never_fail_on_arbitrary_input(
         assert not User.objects.exists()
 
     run()
+
+
+# -- IdPs that take only the HTTP-POST binding -------------------------------------------------
+
+
+def _post_only(metadata: str) -> str:
+    """The IdP's metadata without its HTTP-Redirect endpoints."""
+    return re.sub(
+        r"<md:(SingleSignOnService|SingleLogoutService)[^>]*HTTP-Redirect[^>]*/>", "", metadata
+    )
+
+
+def _form(response: Any) -> tuple[str, dict[str, str]]:
+    page = response.content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)"', page)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    assert action, page
+    return action.group(1), fields
+
+
+def _verify_enveloped(xml: str, cert_pem: str, tmp_path: Any, node: str) -> bool:
+    (tmp_path / "m.xml").write_text(xml)
+    (tmp_path / "c.pem").write_text(cert_pem)
+    done = subprocess.run(
+        ["xmlsec1", "--verify", "--pubkey-cert-pem", str(tmp_path / "c.pem"),
+         "--id-attr:ID", f"urn:oasis:names:tc:SAML:2.0:protocol:{node}", str(tmp_path / "m.xml")],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    return done.returncode == 0
+
+
+def test_an_idp_with_only_the_post_binding_gets_signed_forms(
+    client: Client, idp: FakeSAMLIdP, acme: Connector, tmp_path: Any
+) -> None:
+    metadata = _post_only(idp.metadata_xml())
+    assert "HTTP-Redirect" not in metadata
+    acme.saml_metadata_xml = metadata
+    acme.save()
+    response = client.post("/sso/login/", {"email": "alice@acme.test"})
+    assert response.status_code == 200
+    action, fields = _form(response)
+    assert action == idp.sso_url and fields["RelayState"]
+    authn_request = base64.b64decode(fields["SAMLRequest"]).decode()
+    acme.refresh_from_db()
+    assert _verify_enveloped(authn_request, acme.sp_certificate, tmp_path, "AuthnRequest")
+    assert not _verify_enveloped(authn_request, idp.key.certificate_pem, tmp_path, "AuthnRequest")
+    signed_in = post(client, answer(idp, request_id(authn_request)), fields["RelayState"])
+    assert signed_in.status_code == 302
+
+    action, fields = _form(client.post("/sso/logout/"))
+    assert action == idp.slo_url
+    logout_request = base64.b64decode(fields["SAMLRequest"]).decode()
+    assert "LogoutRequest" in logout_request and "_session-1" in logout_request
+    assert _verify_enveloped(logout_request, acme.sp_certificate, tmp_path, "LogoutRequest")
+
+
+def test_an_idp_logout_request_is_answered_by_post_when_the_idp_wants_it(
+    client: Client, idp: FakeSAMLIdP, acme: Connector, tmp_path: Any
+) -> None:
+    _signed_in(client, idp)
+    acme.saml_metadata_xml = _post_only(idp.metadata_xml())
+    acme.save()
+    xml = idp.logout_request(destination=SLS, name_id="00000000-persistent-id")
+    response = Client().post(
+        "/sso/saml/sls/acme/", {"SAMLRequest": post_form_value(xml), "RelayState": "rs"}
+    )
+    assert response.status_code == 200
+    action, fields = _form(response)
+    assert action == idp.slo_url and fields["RelayState"] == "rs"
+    logout_response = base64.b64decode(fields["SAMLResponse"]).decode()
+    acme.refresh_from_db()
+    assert _verify_enveloped(logout_response, acme.sp_certificate, tmp_path, "LogoutResponse")
+    assert not SSOSession.objects.exists()

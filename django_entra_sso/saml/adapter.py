@@ -13,6 +13,7 @@ assertion ID used once.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import logging
 import time
@@ -29,7 +30,7 @@ from saml2.s_utils import UnravelError
 from saml2.saml import NameID
 from saml2.sigver import SignatureError
 from saml2.time_util import str_to_time
-from saml2.xmldsig import SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from .. import links
 from ..cache import cache_key, sso_cache
@@ -40,6 +41,7 @@ from ..verified import IdPSession, VerifiedSignIn
 from . import flow, redirect
 from .attributes import IdentityUnknown, person_from_assertion
 from .client import SAMLConfigError, SPEndpoints, saml_client
+from .keys import signing_key
 from .messages import (
     MessageRefused,
     PostedResponse,
@@ -88,13 +90,6 @@ def _usable(connector: Connector) -> None:
         raise SignInError("disabled", f"{connector.slug} is disabled.")
 
 
-def _outgoing(info: Mapping[str, Any], binding: str) -> Outgoing:
-    if binding == BINDING_HTTP_REDIRECT:
-        location = dict(info["headers"])["Location"]
-        return Outgoing(url=location)
-    return Outgoing(url=info["url"], method="POST", fields=info["data"])
-
-
 def start_sign_in(
     request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
 ) -> Outgoing:
@@ -105,31 +100,44 @@ def start_sign_in(
     _usable(connector)
     idp = idp_metadata(connector)
     binding = idp.sso.binding
+    post = binding == BINDING_HTTP_POST
     try:
-        with saml_client(request, connector, idp) as client:
+        with saml_client(request, connector, idp, signs=post) as client:
             request_id, authn_request = client.create_authn_request(
                 idp.sso.url,
                 binding=BINDING_HTTP_POST,  # how the Response is to come back
-                sign=binding == BINDING_HTTP_POST,  # Redirect: the query string is signed
+                sign=post,  # Redirect: the query string is signed instead
                 sign_alg=SIG_RSA_SHA256,
-            )
-            relay_state = flow.remember(
-                request.session,
-                connector=connector.slug,
-                request_id=str(request_id),
-                next_url=next_url,
-            )
-            info = client.apply_binding(
-                binding,
-                str(authn_request),
-                idp.sso.url,
-                relay_state=relay_state,
-                sign=binding == BINDING_HTTP_REDIRECT,
-                sigalg=SIG_RSA_SHA256,
+                digest_alg=DIGEST_SHA256,
             )
     except (XmlsecMissing, SAMLConfigError) as exc:
         raise SignInError("misconfigured", str(exc)) from exc
-    return _outgoing(info, binding)
+    relay_state = flow.remember(
+        request.session, connector=connector.slug, request_id=str(request_id), next_url=next_url
+    )
+    return _send(connector, binding, str(authn_request), idp.sso.url, relay_state)
+
+
+def _send(
+    connector: Connector,
+    binding: str,
+    xml: str,
+    destination: str,
+    relay_state: str,
+    *,
+    kind: str = "SAMLRequest",
+) -> Outgoing:
+    """A message to the IdP through the browser: a signed Redirect, or a form to post.
+
+    For the HTTP-POST binding ``xml`` carries its own (enveloped) signature.
+    """
+    if binding == BINDING_HTTP_REDIRECT:
+        key = signing_key(connector)
+        return Outgoing(url=redirect.signed_url(destination, kind, xml, relay_state, key))
+    fields = {kind: base64.b64encode(xml.encode("utf-8")).decode("ascii")}
+    if relay_state:
+        fields["RelayState"] = relay_state
+    return Outgoing(url=destination, method="POST", fields=fields)
 
 
 @sensitive_variables("saml_response", "posted", "response")
@@ -335,9 +343,9 @@ def logout_request(
         sp_name_qualifier=sign_out.get("sp_name_qualifier") or None,
     )
     session_index = sign_out.get("session_index")
+    post = idp.slo.binding == BINDING_HTTP_POST
     try:
-        with saml_client(request, connector, idp) as client:
-            post = idp.slo.binding == BINDING_HTTP_POST
+        with saml_client(request, connector, idp, signs=post) as client:
             _id, message = client.create_logout_request(
                 idp.slo.url,
                 idp.entity_id,
@@ -345,16 +353,9 @@ def logout_request(
                 session_indexes=[session_index] if session_index else None,
                 sign=post,
                 sign_alg=SIG_RSA_SHA256,
+                digest_alg=DIGEST_SHA256,
             )
-            info = client.apply_binding(
-                idp.slo.binding,
-                str(message),
-                idp.slo.url,
-                relay_state="",
-                sign=not post,
-                sigalg=SIG_RSA_SHA256,
-            )
-            return _outgoing(info, idp.slo.binding)
+        return _send(connector, idp.slo.binding, str(message), idp.slo.url, "")
     except Exception:
         logger.exception("Could not build a LogoutRequest for %s", connector.slug)
         return None
@@ -414,7 +415,8 @@ def _answer_logout_request(
     binding: str,
     data: Mapping[str, str],
 ) -> LogoutAnswer:
-    with saml_client(request, connector, idp) as client:
+    answers_by_post = idp.slo is not None and idp.slo.binding == BINDING_HTTP_POST
+    with saml_client(request, connector, idp, signs=answers_by_post) as client:
         parsed = LogoutRequest(
             client.sec,
             [endpoints.sls],
@@ -444,7 +446,7 @@ def _answer_logout_request(
         if name_id is None or not (name_id.text or "").strip():
             raise MessageRefused("The LogoutRequest names nobody (no plain NameID).")
         indexes = [(i.text or "").strip() for i in message.session_index or []]
-        response = _logout_response(client, idp, message, data.get("RelayState", ""))
+        response = _logout_response(client, connector, idp, message, data.get("RelayState", ""))
     return LogoutAnswer(
         idp_session=IdPSession(
             sid=indexes[0][:255] if len(indexes) == 1 else "",
@@ -455,7 +457,7 @@ def _answer_logout_request(
 
 
 def _logout_response(
-    client: Any, idp: IdPMetadata, message: Any, relay_state: str
+    client: Any, connector: Connector, idp: IdPMetadata, message: Any, relay_state: str
 ) -> Outgoing | None:
     if idp.slo is None:
         return None
@@ -465,21 +467,15 @@ def _logout_response(
         samlp.LogoutResponse,
         client._issuer(),
         None,
-        post,
+        post,  # enveloped signature for the POST binding (the client was made to sign)
         sign_alg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
         destination=destination,
         in_response_to=message.id,
     )
-    info = client.apply_binding(
-        idp.slo.binding,
-        str(response),
-        destination,
-        relay_state=relay_state,
-        response=True,
-        sign=not post,
-        sigalg=SIG_RSA_SHA256,
+    return _send(
+        connector, idp.slo.binding, str(response), destination, relay_state, kind="SAMLResponse"
     )
-    return _outgoing(info, idp.slo.binding)
 
 
 def check_logout_response(

@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
+from saml2.sigver import CryptoBackendXmlSec1
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from .. import links
@@ -57,13 +58,14 @@ def sp_config(
     key_path: str,
     cert_path: str,
     allow_unsolicited: bool = False,
+    signs: bool = False,
 ) -> SPConfig:
     settings: dict[str, Any] = {
         "entityid": endpoints.entity_id,
         "xmlsec_binary": xmlsec_binary(),
         "metadata": {"inline": [idp.xml]},
-        "key_file": key_path,
         "cert_file": cert_path,
+        # Decryption: xmlsec1 reads the key file itself.
         "encryption_keypairs": [{"key_file": key_path, "cert_file": cert_path}],
         "accepted_time_diff": app_settings.CLOCK_LEEWAY,
         "allow_unknown_attributes": True,
@@ -91,9 +93,31 @@ def sp_config(
             }
         },
     }
+    if signs:
+        # Given a key_file, pysaml2 loads (and validates) the RSA key twice per client,
+        # about 50 ms each: only for the enveloped signatures of the HTTP-POST binding.
+        # Redirect-binding messages are signed by ``redirect.sign``.
+        settings["key_file"] = key_path
     config = SPConfig()
     config.load(settings)
     return config
+
+
+class _XmlSec1(CryptoBackendXmlSec1):  # type: ignore[misc]
+    """pysaml2's xmlsec1 backend, asking ``xmlsec1 --version`` once per process.
+
+    The stock backend starts ``xmlsec1 --version`` twice before each signature check
+    (three processes where one does the work); the answer never changes.
+    """
+
+    _versions: dict[str, str] = {}
+
+    @property
+    def version(self) -> str:
+        known = self._versions.get(self.xmlsec)
+        if known is None:
+            known = self._versions[self.xmlsec] = str(CryptoBackendXmlSec1.version.fget(self))
+        return known
 
 
 class SAMLConfigError(Exception):
@@ -107,6 +131,7 @@ def saml_client(
     idp: IdPMetadata,
     *,
     allow_unsolicited: bool = False,
+    signs: bool = False,
 ) -> Iterator[Saml2Client]:
     """A pysaml2 client for one operation; the key files live as long as the block."""
     endpoints = SPEndpoints.of(request, connector)
@@ -119,8 +144,11 @@ def saml_client(
                 key_path=key_path,
                 cert_path=cert_path,
                 allow_unsolicited=allow_unsolicited,
+                signs=signs,
             )
             client = Saml2Client(config)
+            if type(client.sec.crypto) is CryptoBackendXmlSec1:
+                client.sec.crypto.__class__ = _XmlSec1
         except XmlsecMissing:
             raise
         except Exception as exc:

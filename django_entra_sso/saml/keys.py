@@ -67,6 +67,28 @@ def ensure_key_pair(connector: Connector, *, rotate: bool = False) -> None:
         connector.save(update_fields=["sp_private_key_encrypted", "sp_certificate", "updated_at"])
 
 
+#: Loaded keys by their encrypted form: loading validates the RSA key, which costs
+#: tens of milliseconds, and the same key signs every request of its connector.
+_loaded: dict[str, rsa.RSAPrivateKey] = {}
+
+
+@sensitive_variables("private_pem", "key")
+def signing_key(connector: Connector) -> rsa.RSAPrivateKey:
+    """The connector's private key, to sign Redirect-binding messages with."""
+    ensure_key_pair(connector)
+    cached = _loaded.get(connector.sp_private_key_encrypted)
+    if cached is not None:
+        return cached
+    private_pem = decrypt_secret(connector.sp_private_key_encrypted)
+    key = serialization.load_pem_private_key(private_pem.encode("ascii"), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("The connector's SAML key is not an RSA key.")
+    if len(_loaded) >= 256:
+        _loaded.clear()
+    _loaded[connector.sp_private_key_encrypted] = key
+    return key
+
+
 @contextmanager
 @sensitive_variables("private_pem")
 def key_files(connector: Connector) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import zlib
 from collections.abc import Sequence
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -31,6 +31,7 @@ RSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
 }
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
 
 def raw_params(query_string: str) -> dict[str, str]:
@@ -56,6 +57,30 @@ def inflate(value: str) -> str:
         return xml.decode("utf-8")
     except (binascii.Error, zlib.error, ValueError):
         raise MessageRefused("The SAML message is not base64-encoded DEFLATE.") from None
+
+
+def deflate(xml: str) -> str:
+    """A message as the Redirect binding carries it: raw DEFLATE, then base64."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = compressor.compress(xml.encode("utf-8")) + compressor.flush()
+    return base64.b64encode(data).decode("ascii")
+
+
+def signed_url(
+    destination: str, kind: str, xml: str, relay_state: str, key: rsa.RSAPrivateKey
+) -> str:
+    """``destination`` with the message, its ``RelayState`` and an RSA-SHA256 signature.
+
+    The signature covers the query's octets exactly as sent (SAML bindings §3.4.4.1).
+    """
+    parts = [(kind, deflate(xml))]
+    if relay_state:
+        parts.append(("RelayState", relay_state))
+    parts.append(("SigAlg", RSA_SHA256))
+    octets = "&".join(f"{name}={quote_plus(value)}" for name, value in parts)
+    signature = key.sign(octets.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    query = f"{octets}&Signature={quote_plus(base64.b64encode(signature).decode('ascii'))}"
+    return f"{destination}{'&' if '?' in destination else '?'}{query}"
 
 
 def verify_signature(

@@ -122,9 +122,7 @@ def test_signing_out_at_the_idp_ends_the_session_here(saml: SAMLSite, page: Any)
     page.wait_for_url(f"{saml.site}/sso/login/?next=**")
 
 
-def test_idp_initiated_sign_in_only_when_the_connector_allows_it(
-    saml: SAMLSite, page: Any
-) -> None:
+def test_idp_initiated_sign_in_only_when_the_connector_allows_it(saml: SAMLSite, page: Any) -> None:
     connector = saml.connector()
     page.goto(saml.idp.launch_url(saml.entity_id, relay_state="/private/"))
     saml.idp_login(page, "alice")
