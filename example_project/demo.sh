@@ -4,10 +4,13 @@
 #   ./example_project/demo.sh
 #
 # Creates a virtualenv (example_project/.run/venv) with the app and both demo
-# sites, migrates their databases, seeds a local OpenID provider (the IdP, on
-# 127.0.0.1:9000) and the bookstore site (on localhost:8000) with a connector to
-# it, starts both, and waits. Ctrl-C stops both. Running it again reuses
-# everything it made.
+# sites, migrates their databases, seeds a local identity provider (the IdP, on
+# 127.0.0.1:9000: OpenID Connect, and SAML 2.0 too) and the bookstore site (on
+# localhost:8000) with two connectors to it, "bookstore" (OIDC, for
+# @bookstore.example) and "bookstore-saml" (SAML, for @saml.bookstore.example),
+# starts both, and waits. Ctrl-C stops both. Running it again reuses everything
+# it made. SAML needs the xmlsec1 program (Debian/Ubuntu: apt-get install
+# xmlsec1); without it the SAML connector is left out, with a notice.
 #
 #   ./example_project/demo.sh --add-client NAME --redirect-uri URL [--redirect-uri URL ...]
 #                             [--post-logout-redirect-uri URL ...]
@@ -32,6 +35,10 @@
 #   DEMO_LOCAL_IDP=0        do not start the local IdP (with a real Entra tenant)
 #   DEMO_START_TIMEOUT=60   seconds to wait for each server to answer
 #   PYTHON=python3          the interpreter that makes the virtualenv
+#   IDP_SAML_SP_METADATA_URLS
+#                           more SAML service providers the local IdP signs people
+#                           in to, beside the bookstore: their metadata URLs (=
+#                           entity IDs), separated by spaces
 #   ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_ISSUER or ENTRA_TENANT_ID,
 #   ENTRA_DOMAIN            also configure a connector "entra" for a real
 #                           Microsoft Entra ID tenant (see README.md). They may
@@ -129,12 +136,19 @@ LOCAL_IDP="${DEMO_LOCAL_IDP:-1}"
 START_TIMEOUT="${DEMO_START_TIMEOUT:-60}"
 
 CLIENT_ID="bookstore-demo"
+# The SAML connector to the same IdP. Its SP entity ID is its metadata URL on the
+# site's address, which the IdP is told to trust (and fetches once the site runs).
+SAML_SLUG="bookstore-saml"
+SAML_DOMAIN="saml.bookstore.example"
+SAML_SP_METADATA_URL="$SITE_URL/sso/saml/metadata/$SAML_SLUG/"
 ADMIN_USER="admin"
 ADMIN_PASSWORD="admin-demo-pw"
 
 export IDP_ISSUER="$IDP_URL/o"
 export IDP_DATA_DIR="$RUN_DIR/idp"
 export BOOKSTORE_DATA_DIR="$RUN_DIR/site"
+# The IdP's SAML metadata, written before the IdP runs, read by the connector.
+SAML_IDP_METADATA_FILE="$IDP_DATA_DIR/saml_idp_metadata.xml"
 
 if [[ -n "$ADD_CLIENT" ]]; then
 	[[ "$ADD_CLIENT" != "$CLIENT_ID" ]] ||
@@ -160,6 +174,25 @@ if [[ -z "$ADD_CLIENT" && -n "${ENTRA_SAML_METADATA_URL:-}" ]]; then
 fi
 if [[ "$LOCAL_IDP" == 0 && "$ENTRA" == 0 && "$ENTRA_SAML" == 0 ]]; then
 	die "DEMO_LOCAL_IDP=0 needs a real tenant: set ENTRA_CLIENT_ID and friends (see README.md)."
+fi
+# The SAML connector to the local IdP: both ends sign and check XML with xmlsec1.
+LOCAL_SAML=0
+if [[ -z "$ADD_CLIENT" && "$LOCAL_IDP" != 0 ]]; then
+	if command -v xmlsec1 >/dev/null 2>&1; then
+		LOCAL_SAML=1
+		# The IdP signs people in with SAML only to the SPs listed here (their entity
+		# IDs = metadata URLs); one you set yourself is kept beside the bookstore's.
+		export IDP_SAML_SP_METADATA_URLS="$SAML_SP_METADATA_URL${IDP_SAML_SP_METADATA_URLS:+ $IDP_SAML_SP_METADATA_URLS}"
+	else
+		cat >&2 <<EOF
+demo.sh: notice: the xmlsec1 program is not installed, so the SAML connector
+         $SAML_SLUG (@$SAML_DOMAIN) is left out; the OIDC one works as usual.
+         To try SAML, install xmlsec1 and run demo.sh again:
+           Debian/Ubuntu:  sudo apt-get install xmlsec1
+           Fedora/RHEL:    sudo dnf install xmlsec1 xmlsec1-openssl
+           macOS:          brew install libxmlsec1
+EOF
+	fi
 fi
 
 # -- Python ----------------------------------------------------------------------
@@ -307,6 +340,10 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 		--post-logout-redirect-uri "$SITE_URL/" \
 		--post-logout-redirect-uri "http://127.0.0.1:$SITE_PORT/"
 fi
+if [[ "$LOCAL_SAML" == 1 ]]; then
+	quietly "writing the IdP's SAML metadata" idp saml_metadata \
+		--out "$SAML_IDP_METADATA_FILE" --base-url "$IDP_URL"
+fi
 
 # -- the bookstore -----------------------------------------------------------------
 step "Preparing the bookstore (data in $BOOKSTORE_DATA_DIR)"
@@ -319,8 +356,16 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 		--issuer "$IDP_ISSUER" --client-id "$CLIENT_ID" --client-secret-env BOOKSTORE_CLIENT_SECRET \
 		--name "Bookstore Demo IdP" --provider oidc --domain bookstore.example \
 		--response-mode query
+	map_groups=(--map-groups bookstore)
+	if [[ "$LOCAL_SAML" == 1 ]]; then
+		# The IdP is not running yet: the connector reads its metadata from the file.
+		quietly "adding the $SAML_SLUG connector" site sso_connector add "$SAML_SLUG" \
+			--protocol saml --saml-metadata-file "$SAML_IDP_METADATA_FILE" \
+			--provider oidc --name "Bookstore Demo IdP (SAML)" --domain "$SAML_DOMAIN"
+		map_groups+=(--map-groups "$SAML_SLUG")
+	fi
 	quietly "seeding the bookstore" site bookstore_setup \
-		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" --map-groups bookstore
+		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" "${map_groups[@]}"
 else
 	quietly "seeding the bookstore" site bookstore_setup \
 		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD"
@@ -416,6 +461,7 @@ wait_until_up "bookstore" "$SITE_URL/" "$SITE_PID" "$LOG_DIR/site.log"
 
 CONNECTORS=""
 [[ "$LOCAL_IDP" != 0 ]] && CONNECTORS="bookstore"
+[[ "$LOCAL_SAML" == 1 ]] && CONNECTORS="$CONNECTORS $SAML_SLUG"
 [[ "$ENTRA" == 1 ]] && CONNECTORS="$CONNECTORS entra"
 [[ "$ENTRA_SAML" == 1 ]] && CONNECTORS="$CONNECTORS entra-saml"
 for slug in $CONNECTORS; do
@@ -434,6 +480,14 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
               at the demo IdP: user  alice  password  alice-demo-pw , then Authorize
               (or bob@bookstore.example: bob / bob-demo-pw)
 EOF
+	if [[ "$LOCAL_SAML" == 1 ]]; then
+		cat <<EOF
+  SAML        type  alice@$SAML_DOMAIN  for the same IdP over SAML ($SAML_SLUG):
+              user  alice  password  alice-demo-pw  (or bob@$SAML_DOMAIN: bob / bob-demo-pw)
+EOF
+	else
+		say "  SAML        left out: install xmlsec1 (apt-get install xmlsec1) and run demo.sh again"
+	fi
 fi
 if [[ "$ENTRA" == 1 ]]; then
 	cat <<EOF
@@ -455,6 +509,9 @@ cat <<EOF
 EOF
 if [[ "$LOCAL_IDP" != 0 ]]; then
 	say "  Demo IdP    $IDP_URL/   (issuer $IDP_ISSUER)"
+	if [[ "$LOCAL_SAML" == 1 ]]; then
+		say "              SAML metadata $IDP_URL/saml/metadata/"
+	fi
 fi
 cat <<EOF
   Logs        $LOG_DIR/site.log  $LOG_DIR/idp.log

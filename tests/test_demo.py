@@ -4,7 +4,9 @@
 free ports, with its own run directory), and a ``requests.Session`` plays the
 browser: the home page, the identifier-first page, the demo IdP's sign-in and
 consent pages, the signed-in home page, ``/books/`` and sign-out through the
-IdP. It makes the virtualenv and installs from PyPI like a fresh clone does
+IdP; then the same through the demo's SAML connector (the IdP's SAML side, the
+auto-posted Response, SAML single logout), which needs ``xmlsec1``. It makes the
+virtualenv and installs from PyPI like a fresh clone does
 (``DEMO_SKIP_INSTALL`` is not set), so it needs ``bash`` and PyPI; set
 ``DEMO_TEST_SKIP_INSTALL=1`` to use the current interpreter instead.
 
@@ -45,6 +47,7 @@ DEMO = REPO / "example_project" / "demo.sh"
 # The first run creates a virtualenv and installs from PyPI (pip's cache helps).
 START_TIMEOUT = 240.0
 EMAIL = "alice@bookstore.example"
+SAML_EMAIL = "alice@saml.bookstore.example"
 
 
 def free_port() -> int:
@@ -271,6 +274,78 @@ def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     assert not answers(demo.site_port)
     assert not answers(demo.idp_port)
     assert "Stopped the demo." in demo.output()
+
+
+# -- the SAML connector: the same IdP over SAML 2.0 ---------------------------------------------
+
+
+@pytest.fixture
+def xmlsec1() -> None:
+    """Before the demo starts: without xmlsec1 it leaves the SAML connector out."""
+    require(
+        None if shutil.which("xmlsec1") else "xmlsec1 is not installed (apt-get install xmlsec1)"
+    )
+
+
+def test_demo_signs_alice_in_and_out_through_the_saml_connector(xmlsec1: None, demo: Demo) -> None:
+    started = demo.output()
+    assert "bookstore-saml: healthy. SAML entity " in started  # sso_connector test ran for it
+    assert f"SAML        type  {SAML_EMAIL}" in started
+    idp_host = f"127.0.0.1:{demo.idp_port}"
+    acs = f"{demo.site}/sso/saml/acs/bookstore-saml/"
+
+    session = requests.Session()
+    home = session.get(demo.site + "/", timeout=30)
+    assert home.status_code == 200 and "Sign in with SSO" in home.text
+    login_page = session.get(demo.site + "/sso/login/", timeout=30)
+    at_idp = submit(
+        session, login_page, form_of(login_page, action="/sso/login/"), email=SAML_EMAIL
+    )
+
+    # The email's domain chose the SAML connector: its AuthnRequest went to the IdP's
+    # single sign-on service, which wants alice to sign in first and then comes back.
+    assert urlsplit(at_idp.url).netloc == idp_host, at_idp.url
+    assert urlsplit(at_idp.url).path == "/accounts/login/"
+    next_url = parse_qs(urlsplit(at_idp.url).query)["next"][0]
+    assert next_url.startswith("/saml/sso/?SAMLRequest="), next_url
+    posting = submit(
+        session,
+        at_idp,
+        form_of(at_idp, id="login-form"),
+        username="alice",
+        password="alice-demo-pw",
+    )
+
+    # No consent page: the IdP's page posts the signed Response to the bookstore's ACS.
+    assert urlsplit(posting.url).netloc == idp_host and urlsplit(posting.url).path == "/saml/sso/"
+    response_form = form_of(posting, id="saml-post-form")
+    assert response_form.attrs["action"] == acs
+    assert set(response_form.fields) == {"SAMLResponse", "RelayState"}
+    back = submit(session, posting, response_form)
+    assert [r.status_code for r in back.history][:1] == [303]  # the ACS resumes as a GET
+    assert back.url == demo.site + "/", [r.url for r in back.history] + [back.url]
+
+    page = text_of(back)
+    assert "Welcome, Alice Liddell" in page
+    assert SAML_EMAIL in page
+    assert "readers" in page  # the groups attribute, mapped like the OIDC connector's
+    assert "Bookstore Demo IdP (SAML) (bookstore-saml)" in page
+    books = session.get(demo.site + "/books/", timeout=30)
+    assert books.url == demo.site + "/books/" and "Wonderland" in books.text
+
+    # Sign-out: a LogoutRequest to the IdP's single logout service, its LogoutResponse back.
+    signed_out = submit(session, back, form_of(back, id="sign-out-form"))
+    hops = [(urlsplit(r.url).netloc, urlsplit(r.url).path) for r in signed_out.history]
+    assert (idp_host, "/saml/slo/") in hops, hops
+    assert (f"localhost:{demo.site_port}", "/sso/saml/sls/bookstore-saml/") in hops, hops
+    assert signed_out.url == demo.site + "/"
+    assert "Sign in with SSO" in signed_out.text
+    assert "Alice" not in text_of(signed_out)
+
+    # Signed out at both ends.
+    again = session.get(demo.site + "/books/", timeout=30)
+    assert urlsplit(again.url).path == "/sso/login/"
+    assert "Not signed in" in session.get(demo.idp + "/", timeout=30).text
 
 
 # -- demo.sh --add-client: a site of your own at the demo's provider ----------------------------

@@ -7,19 +7,38 @@ Run:  cd example_project/idp && python -m pytest test_idp.py -q -p no:cacheprovi
 import base64
 import hashlib
 import json
+import re
 import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
+from accounts import saml_idp
 from conftest import TEST_ISSUER
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
+from django.test import Client, override_settings
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import get_access_token_model, get_application_model
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
+from saml2.sigver import verify_redirect_signature
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 Application = get_application_model()
 AccessToken = get_access_token_model()
@@ -450,3 +469,351 @@ def test_authorize_accepts_the_added_clients_redirect_uri(tmp_path):
     other = "http://127.0.0.1:8001/sso/callback/other/"
     resp = c.get("/o/authorize/?" + urlencode({**params, "redirect_uri": other}))
     assert "Mismatching redirect URI" in resp.content.decode()
+
+
+# -- the SAML 2.0 side (accounts.saml_idp), against a pysaml2 service provider ------------------
+
+SAML_IDP_ENTITY = "http://127.0.0.1:9000/saml/metadata/"
+SAML_SSO = "http://127.0.0.1:9000/saml/sso/"
+SAML_SLO = "http://127.0.0.1:9000/saml/slo/"
+EMAIL_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+GROUPS_CLAIM = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+
+needs_xmlsec = pytest.mark.skipif(
+    not shutil.which("xmlsec1"), reason="SAML needs xmlsec1 (apt-get install xmlsec1)"
+)
+
+
+@dataclass
+class SAMLServiceProvider:
+    """A pysaml2 SP whose metadata is served on loopback at its entity ID, as the app does."""
+
+    entity_id: str
+    acs: str
+    sls: str
+    client: Saml2Client
+
+
+def _key_pair(directory):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test SP")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "sp.key", directory / "sp.crt"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(cert_path)
+
+
+def _sp_settings(base, key_path, cert_path):
+    return {
+        "entityid": f"{base}/sso/saml/metadata/test-sp/",
+        "key_file": key_path,
+        "cert_file": cert_path,
+        "allow_unknown_attributes": True,
+        "accepted_time_diff": 60,
+        "service": {
+            "sp": {
+                "endpoints": {
+                    "assertion_consumer_service": [
+                        (f"{base}/sso/saml/acs/test-sp/", BINDING_HTTP_POST)
+                    ],
+                    "single_logout_service": [
+                        (f"{base}/sso/saml/sls/test-sp/", BINDING_HTTP_REDIRECT),
+                        (f"{base}/sso/saml/sls/test-sp/", BINDING_HTTP_POST),
+                    ],
+                },
+                "authn_requests_signed": True,
+                "logout_requests_signed": True,
+                # Both must be signed: pysaml2 refuses the Response otherwise.
+                "want_response_signed": True,
+                "want_assertions_signed": True,
+                "signing_algorithm": SIG_RSA_SHA256,
+                "digest_algorithm": DIGEST_SHA256,
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def saml_sp(tmp_path_factory):
+    """The SP, its metadata served at its entity ID; the IdP trusts it (and nothing else)."""
+    key_path, cert_path = _key_pair(tmp_path_factory.mktemp("sp"))
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = holder["metadata"].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    settings_ = _sp_settings(base, key_path, cert_path)
+    metadata_config = SPConfig()
+    metadata_config.load(settings_)
+    holder["metadata"] = str(entity_descriptor(metadata_config))
+    client_config = SPConfig()
+    client_config.load(
+        {
+            **settings_,
+            "xmlsec_binary": shutil.which("xmlsec1"),
+            "metadata": {"inline": [saml_idp.metadata_xml()]},
+        }
+    )
+    sp = SAMLServiceProvider(
+        entity_id=settings_["entityid"],
+        acs=f"{base}/sso/saml/acs/test-sp/",
+        sls=f"{base}/sso/saml/sls/test-sp/",
+        client=Saml2Client(client_config),
+    )
+    saml_idp._sp_cache.clear()
+    with override_settings(SAML_IDP_TRUSTED_SPS=[sp.entity_id]):
+        yield sp
+    saml_idp._sp_cache.clear()
+    server.shutdown()
+    server.server_close()
+
+
+def authn_request_url(sp, relay_state="rs-in", sign=True):
+    request_id, request = sp.client.create_authn_request(
+        SAML_SSO, binding=BINDING_HTTP_POST, sign=False
+    )
+    info = sp.client.apply_binding(
+        BINDING_HTTP_REDIRECT,
+        str(request),
+        SAML_SSO,
+        relay_state=relay_state,
+        sign=sign,
+        sigalg=SIG_RSA_SHA256,
+    )
+    location = dict(info["headers"])["Location"]
+    assert location.startswith(SAML_SSO + "?")
+    return str(request_id), location[len("http://127.0.0.1:9000") :]
+
+
+def posted_form(page):
+    """``(action, fields)`` of the IdP's auto-post page."""
+    html = page.content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)" id="saml-post-form">', html)
+    assert action is not None, html[:2000]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    return action.group(1), fields
+
+
+def saml_sign_in(sp, c, username, password, relay_state="rs-in"):
+    request_id, url = authn_request_url(sp, relay_state)
+    resp = c.get(url)
+    if resp.status_code == 302:
+        login_url = urlsplit(resp["Location"])
+        assert login_url.path == "/accounts/login/"
+        assert parse_qs(login_url.query) == {"next": [url]}
+        login(c, username, password, url)
+        resp = c.get(url)
+    assert resp.status_code == 200, resp.content[:2000]
+    assert "no-store" in resp["Cache-Control"]
+    action, fields = posted_form(resp)
+    assert action == sp.acs
+    assert fields["RelayState"] == relay_state
+    # The SP checks the signatures (of the Response and of the assertion), the
+    # audience, the recipient and InResponseTo.
+    answer = sp.client.parse_authn_request_response(
+        fields["SAMLResponse"], BINDING_HTTP_POST, outstanding={request_id: "/"}
+    )
+    assert answer is not None
+    return answer
+
+
+@needs_xmlsec
+def test_saml_metadata_names_the_endpoints_and_the_signing_certificate(tmp_path):
+    resp = Client(HTTP_HOST=HOST).get("/saml/metadata/")
+    assert resp.status_code == 200
+    assert resp["Content-Type"] == "application/samlmetadata+xml"
+    xml = resp.content.decode()
+    assert f'entityID="{SAML_IDP_ENTITY}"' in xml
+    assert f'Binding="{BINDING_HTTP_REDIRECT}" Location="{SAML_SSO}"' in xml
+    assert f'Binding="{BINDING_HTTP_REDIRECT}" Location="{SAML_SLO}"' in xml
+    assert f'Binding="{BINDING_HTTP_POST}" Location="{SAML_SLO}"' in xml
+    cert = x509.load_pem_x509_certificate(settings.SAML_IDP_CERT_FILE.read_bytes())
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    assert der in xml
+    assert "validUntil" not in xml  # the demo keeps the file it wrote at setup
+    # The key files are the IdP's own, private.
+    assert settings.SAML_IDP_KEY_FILE.stat().st_mode & 0o777 == 0o600
+
+    # What demo.sh writes before the IdP runs is what the IdP serves.
+    out = tmp_path / "idp.xml"
+    call_command("saml_metadata", "--out", str(out), "--base-url", "http://127.0.0.1:9000/")
+    assert out.read_text().strip() == xml
+
+
+@needs_xmlsec
+def test_saml_sign_in_and_single_logout_with_a_trusted_sp(saml_sp):
+    c = browser()
+    answer = saml_sign_in(saml_sp, c, "alice", "alice-demo-pw")
+    alice = User.objects.get(username="alice")
+
+    assert answer.response.signature.signed_info.signature_method.algorithm == SIG_RSA_SHA256
+    assert answer.assertion.signature.signed_info.signature_method.algorithm == SIG_RSA_SHA256
+    assert answer.assertion.issuer.text == SAML_IDP_ENTITY
+    name_id = answer.name_id
+    assert name_id.format == NAMEID_FORMAT_PERSISTENT
+    assert name_id.text == saml_idp.persistent_name_id(alice, saml_sp.entity_id)
+    assert name_id.sp_name_qualifier == saml_sp.entity_id
+    session_index = answer.assertion.authn_statement[0].session_index
+    assert session_index
+    assert answer.ava == {
+        EMAIL_CLAIM: ["alice@saml.bookstore.example"],
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname": ["Alice"],
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname": ["Liddell"],
+        GROUPS_CLAIM: ["readers"],
+    }
+
+    # Signed in at the IdP already: straight back, with the same persistent NameID.
+    again = saml_sign_in(saml_sp, c, "alice", "alice-demo-pw", relay_state="rs-again")
+    assert again.name_id.text == name_id.text
+    # Opaque (an HMAC, not the pk for all to see) and one per SP.
+    assert re.fullmatch(r"[0-9a-f]{64}", name_id.text)
+    assert saml_idp.persistent_name_id(alice, "http://other.example/sp") != name_id.text
+
+    # SP-initiated single logout: a signed LogoutRequest, a signed LogoutResponse back.
+    _id, request = saml_sp.client.create_logout_request(
+        SAML_SLO, SAML_IDP_ENTITY, name_id=name_id, session_indexes=[session_index], sign=False
+    )
+    info = saml_sp.client.apply_binding(
+        BINDING_HTTP_REDIRECT,
+        str(request),
+        SAML_SLO,
+        relay_state="rs-out",
+        sign=True,
+        sigalg=SIG_RSA_SHA256,
+    )
+    resp = c.get(dict(info["headers"])["Location"][len("http://127.0.0.1:9000") :])
+    assert resp.status_code == 302, resp.content[:2000]
+    assert "_auth_user_id" not in c.session
+    location = resp["Location"]
+    assert location.startswith(saml_sp.sls + "?")
+    params = dict(parse_qsl(urlsplit(location).query))
+    assert params["RelayState"] == "rs-out"
+    assert params["SigAlg"] == SIG_RSA_SHA256
+    # pysaml2's own check of a Redirect-binding signature (the base64 of the certificate).
+    idp_cert = "".join(settings.SAML_IDP_CERT_FILE.read_text().splitlines()[1:-1])
+    assert verify_redirect_signature(params, saml_sp.client.sec.sec_backend, cert=idp_cert)
+    logout_response = saml_sp.client.parse_logout_request_response(
+        params["SAMLResponse"], BINDING_HTTP_REDIRECT
+    )
+    assert logout_response.response.status.status_code.value == samlp.STATUS_SUCCESS
+    assert logout_response.response.in_response_to == request.id
+
+    # Signed out: the next AuthnRequest goes to the login page again.
+    _request_id, url = authn_request_url(saml_sp)
+    assert c.get(url)["Location"].startswith("/accounts/login/?next=")
+
+
+@needs_xmlsec
+def test_saml_single_logout_over_http_post_checks_the_xml_signature(saml_sp):
+    c = browser()
+    answer = saml_sign_in(saml_sp, c, "bob", "bob-demo-pw")
+    _id, unsigned = saml_sp.client.create_logout_request(
+        SAML_SLO, SAML_IDP_ENTITY, name_id=answer.name_id, sign=False
+    )
+    posted = base64.b64encode(str(unsigned).encode()).decode()
+    resp = c.post("/saml/slo/", {"SAMLRequest": posted, "RelayState": "rs-post"})
+    assert resp.status_code == 400
+    assert "_auth_user_id" in c.session
+
+    _id, signed = saml_sp.client.create_logout_request(
+        SAML_SLO, SAML_IDP_ENTITY, name_id=answer.name_id, sign=True, sign_alg=SIG_RSA_SHA256
+    )
+    posted = base64.b64encode(str(signed).encode()).decode()
+    # No CSRF token: the SP's page posts it (HTTP-POST binding).
+    resp = c.post("/saml/slo/", {"SAMLRequest": posted, "RelayState": "rs-post"})
+    assert resp.status_code == 302, resp.content[:2000]
+    assert "_auth_user_id" not in c.session
+    params = dict(parse_qsl(urlsplit(resp["Location"]).query))
+    assert resp["Location"].startswith(saml_sp.sls + "?")
+    assert params["RelayState"] == "rs-post"
+    logout_response = saml_sp.client.parse_logout_request_response(
+        params["SAMLResponse"], BINDING_HTTP_REDIRECT
+    )
+    assert logout_response.response.status.status_code.value == samlp.STATUS_SUCCESS
+
+
+@needs_xmlsec
+def test_saml_refuses_an_sp_it_does_not_trust_and_bad_signatures(saml_sp):
+    c = browser()
+    login(c, "bob", "bob-demo-pw", "/")
+    _request_id, url = authn_request_url(saml_sp)
+
+    with override_settings(SAML_IDP_TRUSTED_SPS=["http://127.0.0.1:1/sso/saml/metadata/x/"]):
+        resp = c.get(url)
+    assert resp.status_code == 400
+    assert "is not one this IdP trusts" in resp.content.decode()
+    assert "SAMLResponse" not in resp.content.decode()
+
+    # Another request's signature, and none at all (the SP's metadata says it signs).
+    _other_id, other = authn_request_url(saml_sp, relay_state="other")
+    forged = re.sub(r"Signature=[^&]+", re.search(r"Signature=[^&]+", other).group(0), url)
+    resp = c.get(forged)
+    assert resp.status_code == 400
+    assert "signature is not by" in resp.content.decode()
+    _unsigned_id, unsigned = authn_request_url(saml_sp, sign=False)
+    resp = c.get(unsigned)
+    assert resp.status_code == 400
+    assert "is not signed" in resp.content.decode()
+    # A RelayState changed on the way breaks the signature too.
+    resp = c.get(url.replace("RelayState=rs-in", "RelayState=rs-evil"))
+    assert resp.status_code == 400
+
+    # An unsigned LogoutRequest signs nobody out.
+    name_id = NameID(
+        format=NAMEID_FORMAT_PERSISTENT,
+        text=saml_idp.persistent_name_id(User.objects.get(username="bob"), saml_sp.entity_id),
+    )
+    _id, request = saml_sp.client.create_logout_request(
+        SAML_SLO, SAML_IDP_ENTITY, name_id=name_id, sign=False
+    )
+    info = saml_sp.client.apply_binding(
+        BINDING_HTTP_REDIRECT, str(request), SAML_SLO, relay_state="", sign=False
+    )
+    resp = c.get(dict(info["headers"])["Location"][len("http://127.0.0.1:9000") :])
+    assert resp.status_code == 400
+    assert "_auth_user_id" in c.session
+
+    # Still fine with the real request.
+    assert c.get(url).status_code == 200
+
+
+@needs_xmlsec
+def test_saml_says_so_when_a_trusted_sps_metadata_cannot_be_fetched(saml_sp):
+    _request_id, url = authn_request_url(saml_sp)
+    gone = "http://127.0.0.1:1/sso/saml/metadata/test-sp/"
+    xml = saml_idp.inflate(dict(parse_qsl(urlsplit(url).query))["SAMLRequest"])
+    assert saml_idp.issuer_of(xml, "AuthnRequest") == saml_sp.entity_id
+    with (
+        override_settings(SAML_IDP_TRUSTED_SPS=[gone]),
+        pytest.raises(saml_idp.SPUnreachable, match="could not be fetched"),
+    ):
+        saml_idp.trusted_sp(gone)

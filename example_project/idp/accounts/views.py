@@ -2,6 +2,8 @@ from django.conf import settings
 from django.contrib.auth.views import LoginView, LogoutView
 from django.shortcuts import render
 
+from accounts import saml_idp
+
 
 class IdPLoginView(LoginView):
     template_name = "accounts/login.html"
@@ -13,4 +15,8 @@ class IdPLogoutView(LogoutView):
 
 
 def home(request):
-    return render(request, "accounts/home.html", {"issuer": settings.ISSUER})
+    return render(
+        request,
+        "accounts/home.html",
+        {"issuer": settings.ISSUER, "saml_metadata": saml_idp.endpoints().entity_id},
+    )

@@ -5,7 +5,9 @@ Entra ID for the bookstore demo of django-entra-sso.  It is *not* part of the
 app: it is off-the-shelf software (django-oauth-toolkit, "DOT") that we only
 configure -- OIDC on, PKCE required, RS256-signed ID tokens, RP-initiated
 logout, and a custom validator (accounts.oidc.IdPOAuth2Validator) that adds
-the email / profile / groups claims the bookstore needs.
+the email / profile / groups claims the bookstore needs.  Beside it, a SAML 2.0
+identity provider (pysaml2's, configured in accounts.saml_idp) signs the same
+users in to the SAML service providers listed in IDP_SAML_SP_METADATA_URLS.
 
 Environment variables:
 
@@ -18,9 +20,23 @@ IDP_ISSUER
 IDP_DATA_DIR
     Where runtime state lives, default ``example_project/.run/idp/`` (git
     ignored): the SQLite database ``idp.sqlite3``, the RSA signing key
-    ``oidc_rsa_private_key.pem`` and the Django ``secret_key.txt``.  The key
-    files are created on first start.  A relative path is taken relative to
-    the current directory.
+    ``oidc_rsa_private_key.pem``, the SAML signing key pair
+    ``saml_idp_private_key.pem`` / ``saml_idp_certificate.pem`` and the Django
+    ``secret_key.txt``.  The key files are created on first start.  A relative
+    path is taken relative to the current directory.
+IDP_SAML_SP_METADATA_URLS
+    The SAML service providers this IdP signs people in to, by their entity
+    IDs, which (as django-entra-sso makes them) are the URLs of their metadata;
+    several are separated by spaces or commas.  Default: none, so every
+    AuthnRequest is refused.  Each SP's metadata is fetched from that URL on
+    its first request and kept in memory.  See accounts/saml_idp.py.
+IDP_SAML_EMAIL_DOMAIN
+    The domain of the email address the SAML side asserts,
+    ``<username>@<domain>``; default ``saml.bookstore.example``.
+IDP_XMLSEC_BINARY
+    The ``xmlsec1`` program SAML signs with; default: ``xmlsec1`` on the PATH
+    (Debian/Ubuntu: ``apt-get install xmlsec1``).  Without it the OIDC side
+    works and the SAML endpoints answer 503.
 
 Run it (the demo script does the same)::
 
@@ -34,7 +50,9 @@ Loopback only, DEBUG on: never expose this to a network.
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -83,6 +101,66 @@ OIDC_RSA_PRIVATE_KEY_FILE = DATA_DIR / "oidc_rsa_private_key.pem"
 OIDC_RSA_PRIVATE_KEY = _read_or_create(OIDC_RSA_PRIVATE_KEY_FILE, _new_rsa_pem)
 
 SECRET_KEY = _read_or_create(DATA_DIR / "secret_key.txt", lambda: secrets.token_urlsafe(50)).strip()
+
+
+def _certificate_for(key_file: Path):
+    """A self-signed certificate for the key in ``key_file``, as PEM text (made lazily)."""
+
+    def make() -> str:
+        from datetime import datetime, timedelta, timezone
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Demo IdP (SAML)")])
+        now = datetime.now(timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            # Long-lived, like the app's SP certificates: the bookstore pins it.
+            .not_valid_after(now + timedelta(days=10 * 365))
+            .sign(key, hashes.SHA256())
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    return make
+
+
+def _same_key(key_file: Path, cert_file: Path) -> bool:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return cert.public_key().public_numbers() == key.public_key().public_numbers()
+
+
+# The SAML side (accounts.saml_idp) signs with a key pair of its own: the key and
+# a self-signed certificate for it, made on first start like the OIDC key. A
+# certificate left over from a deleted key is made again.
+SAML_IDP_KEY_FILE = DATA_DIR / "saml_idp_private_key.pem"
+SAML_IDP_CERT_FILE = DATA_DIR / "saml_idp_certificate.pem"
+_read_or_create(SAML_IDP_KEY_FILE, _new_rsa_pem)
+_read_or_create(SAML_IDP_CERT_FILE, _certificate_for(SAML_IDP_KEY_FILE))
+if not _same_key(SAML_IDP_KEY_FILE, SAML_IDP_CERT_FILE):
+    SAML_IDP_CERT_FILE.unlink(missing_ok=True)
+    _read_or_create(SAML_IDP_CERT_FILE, _certificate_for(SAML_IDP_KEY_FILE))
+
+# Where the SAML endpoints are: the issuer's scheme, host and port. The IdP's
+# SAML entity ID is "{SAML_IDP_BASE_URL}/saml/metadata/".
+SAML_IDP_BASE_URL = "{0.scheme}://{0.netloc}".format(urlsplit(ISSUER))
+# The service providers the SAML side trusts: their entity IDs = metadata URLs.
+SAML_IDP_TRUSTED_SPS = [
+    url for url in re.split(r"[\s,]+", os.environ.get("IDP_SAML_SP_METADATA_URLS", "")) if url
+]
+SAML_IDP_EMAIL_DOMAIN = os.environ.get("IDP_SAML_EMAIL_DOMAIN") or "saml.bookstore.example"
+SAML_IDP_XMLSEC_BINARY = os.environ.get("IDP_XMLSEC_BINARY") or shutil.which("xmlsec1") or ""
 
 DEBUG = True
 
