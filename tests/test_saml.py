@@ -855,3 +855,36 @@ def test_an_idp_logout_request_is_answered_by_post_when_the_idp_wants_it(
     acme.refresh_from_db()
     assert _verify_enveloped(logout_response, acme.sp_certificate, tmp_path, "LogoutResponse")
     assert not SSOSession.objects.exists()
+
+
+def test_the_idps_logout_response_is_checked_not_just_followed(
+    client: Client, idp: FakeSAMLIdP, stranger: KeyPair, acme: Connector
+) -> None:
+    from django.test import RequestFactory
+
+    from django_entra_sso.saml.adapter import check_logout_response
+
+    def checked(query: dict[str, str]) -> str:
+        request = RequestFactory().get("/sso/saml/sls/acme/?" + urlencode(query))
+        return check_logout_response(
+            request, acme, request.GET.dict(), query_string=request.META["QUERY_STRING"]
+        )
+
+    assert checked(idp.redirect_logout_response_query(destination=SLS, in_response_to="_r1")) == ""
+    denied = idp.redirect_logout_response_query(
+        destination=SLS,
+        in_response_to="_r1",
+        status="urn:oasis:names:tc:SAML:2.0:status:Responder",
+    )
+    assert "Responder" in checked(denied)
+    forged = idp.redirect_logout_response_query(
+        destination=SLS, in_response_to="_r1", signing_key=stranger
+    )
+    assert "not by the identity provider" in checked(forged)
+    unsigned = idp.redirect_logout_response_query(destination=SLS, in_response_to="_r1", sign=False)
+    assert "not signed" in checked(unsigned)
+    posted = idp.logout_response(destination=SLS, in_response_to="_r1")
+    request = RequestFactory().post(
+        "/sso/saml/sls/acme/", {"SAMLResponse": post_form_value(posted)}
+    )
+    assert check_logout_response(request, acme, request.POST.dict(), query_string="") == ""

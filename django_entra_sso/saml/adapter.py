@@ -488,13 +488,14 @@ def check_logout_response(
     """
     try:
         idp = get_idp_metadata(connector)
-        xml, binding = _incoming(request.method or "GET", data, query_string, "SAMLResponse")
+        _xml, binding = _incoming(request.method or "GET", data, query_string, "SAMLResponse")
         if binding == BINDING_HTTP_REDIRECT:
             redirect.verify_signature(
                 query_string, "SAMLResponse", idp.certificates, allow_sha1=connector.saml_allow_sha1
             )
         with saml_client(request, connector, idp) as client:
-            response = client.parse_logout_request_response(xml, binding)
+            # pysaml2 decodes the message itself (``xml`` above was only to bound it).
+            response = client.parse_logout_request_response(data.get("SAMLResponse", ""), binding)
     except (MessageRefused, SAMLMetadataError) as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001
