@@ -26,6 +26,8 @@ from .validation import (
 )
 
 ALWAYS_SENT_SCOPES = ("openid", "profile", "email")
+#: What a connector's ``claim_mapping`` may fill from a claim of its choosing (``accounts``).
+CLAIM_MAPPING_FIELDS = ("username", "email", "first_name", "last_name")
 #: What a SAML connector's ``saml_attribute_map`` may rename (``saml.attributes``).
 SAML_ATTRIBUTE_FIELDS = ("email", "given_name", "family_name", "groups", "tenant_id", "object_id")
 
@@ -41,6 +43,21 @@ class Connector(models.Model):
     class Protocol(models.TextChoices):
         OIDC = "oidc", _("OpenID Connect")
         SAML = "saml", _("SAML 2.0")
+
+    class ClientAuth(models.TextChoices):
+        AUTO = "", _("what the provider offers (client secret)")
+        BASIC = "client_secret_basic", _("client secret, HTTP Basic (client_secret_basic)")
+        POST = "client_secret_post", _("client secret, in the form (client_secret_post)")
+        PRIVATE_KEY_JWT = "private_key_jwt", _("certificate (private_key_jwt)")
+
+    class AssertionAlgorithm(models.TextChoices):
+        AUTO = "", _("the provider's usual (PS256 for Entra ID, else RS256)")
+        PS256 = "PS256", "PS256"
+        RS256 = "RS256", "RS256"
+
+    class OverageFailure(models.TextChoices):
+        KEEP = "keep", _("keep the groups of the last sign-in")
+        REFUSE = "refuse", _("refuse the sign-in")
 
     class ResponseMode(models.TextChoices):
         FORM_POST = "form_post", _("form_post (recommended for Entra ID)")
@@ -143,6 +160,75 @@ class Connector(models.Model):
             "End a session this long after its sign-in, whatever the identity provider says. "
             "0: only Django's own session expiry."
         ),
+    )
+    client_auth = models.CharField(
+        _("client authentication"),
+        max_length=32,
+        choices=ClientAuth.choices,
+        blank=True,
+        help_text=_(
+            "How this site proves itself at the token endpoint. A certificate "
+            "(private_key_jwt) is what Microsoft recommends for production; the "
+            "connector makes the key pair, you upload its certificate to the IdP."
+        ),
+    )
+    client_assertion_alg = models.CharField(
+        _("client assertion algorithm"),
+        max_length=8,
+        choices=AssertionAlgorithm.choices,
+        blank=True,
+        help_text=_("For private_key_jwt: the signature algorithm of the client assertion."),
+    )
+    allow_personal_accounts = models.BooleanField(
+        _("allow personal Microsoft accounts"),
+        default=False,
+        help_text=_(
+            "For common and consumers issuers: let personal Microsoft accounts (Outlook.com, "
+            "Xbox, …) sign in. Off: only work or school accounts."
+        ),
+    )
+    resolve_group_overage = models.BooleanField(
+        _("resolve group overage through Microsoft Graph"),
+        default=False,
+        help_text=_(
+            "When a person is in too many groups for the token, ask Microsoft Graph for them "
+            "with the sign-in's access token (needs the GroupMember.Read.All permission)."
+        ),
+    )
+    group_overage_failure = models.CharField(
+        _("when Graph cannot say"),
+        max_length=8,
+        choices=OverageFailure.choices,
+        default=OverageFailure.KEEP,
+    )
+    claim_mapping = models.JSONField(
+        _("claim mapping"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Which claim fills username, email, first_name and last_name, e.g. "
+            '{"username": "preferred_username"}. Empty: the defaults.'
+        ),
+    )
+    trust_preferred_username = models.BooleanField(
+        _("use preferred_username as the email"),
+        default=False,
+        help_text=_(
+            "For accounts without an email claim: take preferred_username (the UPN at Entra "
+            "ID) as their email. Never used to link existing accounts."
+        ),
+    )
+    staff_values = models.JSONField(
+        _("staff when the groups or roles claim has"),
+        default=list,
+        blank=True,
+        help_text=_("Claim values (app roles or group IDs) that make a person staff."),
+    )
+    superuser_values = models.JSONField(
+        _("superuser when the groups or roles claim has"),
+        default=list,
+        blank=True,
+        help_text=_("Claim values that make a person a superuser. Refreshed at every sign-in."),
     )
     use_userinfo = models.BooleanField(
         _("call the userinfo endpoint"),
@@ -305,6 +391,19 @@ class Connector(models.Model):
             self._clean_oidc(errors)
         if not isinstance(self.group_mapping, dict):
             errors["group_mapping"] = _("Enter a JSON object mapping claim values to group names.")
+        mapping = self.claim_mapping
+        if not isinstance(mapping, dict) or not all(
+            key in CLAIM_MAPPING_FIELDS and isinstance(value, str) and value
+            for key, value in mapping.items()
+        ):
+            errors["claim_mapping"] = _(
+                "Enter a JSON object whose keys are among username, email, first_name and "
+                'last_name and whose values are claim names, e.g. {"email": "upn"}.'
+            )
+        for name in ("staff_values", "superuser_values"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+                errors[name] = _('Enter a list of claim values, e.g. ["Admin"].')
         if errors:
             raise ValidationError(errors)
 
@@ -360,6 +459,43 @@ class Connector(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.issuer = normalize_issuer(self.issuer)
         super().save(*args, **kwargs)
+
+
+class ClientKey(models.Model):
+    """A connector's key pair for ``private_key_jwt`` (RFC 7523) client authentication.
+
+    One ``active`` key signs client assertions; during a rotation a ``next`` key is
+    published too (JWKS, admin) until the site owner confirms the IdP has it.
+    The private key is encrypted like client secrets.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active: signs client assertions")
+        NEXT = "next", _("next: published, signs once confirmed")
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="client_keys", verbose_name=_("connector")
+    )
+    #: The certificate's SHA-256 thumbprint, base64url: the JWKS ``kid`` and ``x5t#S256``.
+    kid = models.CharField(_("key ID"), max_length=64)
+    certificate = models.TextField(_("certificate (PEM)"))
+    private_key_encrypted = models.TextField(_("private key (encrypted)"), editable=False)
+    state = models.CharField(_("state"), max_length=8, choices=State.choices)
+    not_after = models.DateTimeField(_("certificate expires"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("client key")
+        verbose_name_plural = _("client keys")
+        ordering = ("connector", "-created_at")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "state"], name="entra_sso_clientkey_one_per_state"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector.slug} {self.state} {self.kid[:12]}"
 
 
 class EmailDomain(models.Model):
