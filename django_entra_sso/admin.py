@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .forms import ConnectorForm, EmailDomainFormSet
-from .models import Connector, EmailDomain, Identity, SignInEvent, SSOSession
+from .models import ClientKey, Connector, EmailDomain, Identity, SignInEvent, SSOSession
+from .oidc import credentials
 from .oidc.metadata import check_connection
 from .saml.metadata import check_saml_connection
 from .sessions import end_sessions_for_user
@@ -45,8 +47,11 @@ class ConnectorAdmin(admin.ModelAdmin):
                 "fields": (
                     "issuer",
                     "client_id",
+                    "client_auth",
                     "client_secret_status",
                     "client_secret",
+                    "client_certificates",
+                    "client_assertion_alg",
                     "extra_scopes",
                 ),
                 "description": _("Only for OpenID Connect connectors."),
@@ -79,7 +84,21 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "use_userinfo",
                     "allowed_tenants",
                     "allow_any_tenant",
+                    "allow_personal_accounts",
                     "group_mapping",
+                    "resolve_group_overage",
+                    "group_overage_failure",
+                )
+            },
+        ),
+        (
+            _("Claims and roles"),
+            {
+                "fields": (
+                    "claim_mapping",
+                    "trust_preferred_username",
+                    "staff_values",
+                    "superuser_values",
                 )
             },
         ),
@@ -93,7 +112,44 @@ class ConnectorAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("domains")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("client_secret_status", *super().get_readonly_fields(request, obj))
+        return (
+            "client_secret_status",
+            "client_certificates",
+            *super().get_readonly_fields(request, obj),
+        )
+
+    @admin.display(description=_("Client certificates"))
+    def client_certificates(self, obj: Connector | None) -> str:
+        """The private_key_jwt certificates: which signs, which waits, when each expires."""
+        if obj is None or obj.pk is None:
+            return str(_("Made when the connector is saved with private_key_jwt."))
+        keys = credentials.published_keys(obj)
+        if not keys:
+            return str(_("None (this connector authenticates with its client secret)."))
+        rows = format_html_join(
+            "",
+            '<li data-client-key="{}"><strong>{}</strong> · {} <code>{}</code> · {} {}'
+            ' · <a href="{}">{}</a></li>',
+            (
+                (
+                    key.state,
+                    key.get_state_display(),
+                    _("thumbprint (x5t#S256)"),
+                    key.kid,
+                    _("expires"),
+                    formats.date_format(key.not_after, "DATE_FORMAT"),
+                    reverse("admin:django_entra_sso_connector_certificate", args=[obj.pk, key.pk]),
+                    _("download certificate"),
+                )
+                for key in keys
+            ),
+        )
+        return format_html('<ul style="margin:0;padding-left:1em">{}</ul>', rows)
+
+    def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.client_auth == Connector.ClientAuth.PRIVATE_KEY_JWT:
+            credentials.active_key(obj)  # the certificate to upload, shown on the next page
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         """Without change permission every field is shown read-only: leave the secret out.
@@ -146,6 +202,16 @@ class ConnectorAdmin(admin.ModelAdmin):
                 name="django_entra_sso_connector_test",
             ),
             path(
+                "<int:object_id>/certificate/<int:key_id>/",
+                self.admin_site.admin_view(self.certificate_view),
+                name="django_entra_sso_connector_certificate",
+            ),
+            path(
+                "<int:object_id>/rotate-certificate/",
+                self.admin_site.admin_view(self.rotate_certificate_view),
+                name="django_entra_sso_connector_rotate",
+            ),
+            path(
                 "<int:object_id>/scim-token/",
                 self.admin_site.admin_view(self.scim_token_view),
                 name="django_entra_sso_connector_scim_token",
@@ -171,6 +237,13 @@ class ConnectorAdmin(admin.ModelAdmin):
                 extra_context["scim_token_url"] = reverse(
                     "admin:django_entra_sso_connector_scim_token", args=[connector.pk]
                 )
+                if connector.client_auth == Connector.ClientAuth.PRIVATE_KEY_JWT:
+                    extra_context["rotate_url"] = reverse(
+                        "admin:django_entra_sso_connector_rotate", args=[connector.pk]
+                    )
+                    extra_context["rotation_waiting"] = connector.client_keys.filter(
+                        state=credentials.NEXT
+                    ).exists()
             if request.user.has_perm("django_entra_sso.view_signinevent"):
                 extra_context["sign_in_log_url"] = (
                     reverse("admin:django_entra_sso_signinevent_changelist")
@@ -208,6 +281,16 @@ class ConnectorAdmin(admin.ModelAdmin):
                 links.initiate_login_uri(request, connector),
                 str(_("For sign-ins started from the IdP's app launcher.")),
             ),
+            (
+                str(_("Client JWKS URL")),
+                links.client_jwks_uri(request, connector),
+                str(
+                    _(
+                        "With a certificate (private_key_jwt): for IdPs that fetch the client's "
+                        "public keys instead of taking an uploaded certificate."
+                    )
+                ),
+            ),
         ]
 
     def test_connection_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -229,6 +312,50 @@ class ConnectorAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/django_entra_sso/connector/test_connection.html", context
         )
+
+    def certificate_view(self, request: HttpRequest, object_id: int, key_id: int) -> HttpResponse:
+        """One client certificate as a PEM file, to upload to the IdP (public: no secret)."""
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_view_or_change_permission(request, connector):
+            return HttpResponse(status=403)
+        key = get_object_or_404(ClientKey, pk=key_id, connector=connector)
+        response = HttpResponse(key.certificate, content_type="application/x-pem-file")
+        name = f"{connector.slug}-{key.state}-{key.kid[:8]}.pem"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def rotate_certificate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST ``action=start``: a new certificate, published; ``action=finish``: it signs."""
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_change_permission(request, connector):
+            return HttpResponse(status=403)
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        change_url = reverse("admin:django_entra_sso_connector_change", args=[connector.pk])
+        if request.POST.get("action") == "finish":
+            try:
+                credentials.finish_rotation(connector)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("The new certificate signs from now on; the old one is gone."),
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(change_url)
+        credentials.start_rotation(connector)
+        self.message_user(
+            request,
+            _(
+                "A new certificate is ready: download it and upload it to the identity "
+                "provider (Entra ID: Certificates & secrets → Certificates → Upload "
+                "certificate), then press “Use the new certificate”. Until then the old one "
+                "keeps signing."
+            ),
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(change_url)
 
     def scim_token_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """POST: a new SCIM token, shown once with the endpoint URL; the old one stops working."""

@@ -168,6 +168,7 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
                         id="django_entra_sso.W004",
                     )
                 )
+        warnings += _client_certificates_ending(alias)
         saml = [c.slug for c in connectors if c.is_saml]
         if saml:
             from .saml.xmlsec import XmlsecMissing, xmlsec_binary
@@ -197,3 +198,37 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
                     )
                 )
     return warnings
+
+
+#: Client certificates (private_key_jwt) this close to their end get W005.
+CERTIFICATE_WARNING_DAYS = 30
+
+
+def _client_certificates_ending(alias: str) -> list[Any]:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import ClientKey
+
+    soon = timezone.now() + timedelta(days=CERTIFICATE_WARNING_DAYS)
+    ending = (
+        ClientKey.objects.using(alias)
+        .filter(state="active", not_after__lte=soon, connector__client_auth="private_key_jwt")
+        .select_related("connector")
+    )
+    return [
+        Warning(
+            f"The client certificate of connector {key.connector.slug!r} "
+            + ("has expired" if key.not_after <= timezone.now() else "expires")
+            + f" on {key.not_after.date().isoformat()}: sign-ins stop working then.",
+            hint=(
+                f"python manage.py sso_connector certificate {key.connector.slug} --rotate, "
+                "upload the new certificate to the IdP, then --confirm (or the admin's "
+                "“New certificate” button)."
+            ),
+            obj=key.connector,
+            id="django_entra_sso.W005",
+        )
+        for key in ending
+    ]

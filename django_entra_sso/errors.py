@@ -129,6 +129,15 @@ MESSAGES = {
         TRY_AGAIN,
         424,
     ),
+    "client_refused": (
+        _("Sign-in is not set up correctly"),
+        _(
+            "Your organization's sign-in service did not accept this site's credentials "
+            "(its client secret or certificate)."
+        ),
+        ASK_ADMIN,
+        424,
+    ),
     "invalid_token": (
         _("Sign-in could not be verified"),
         _("The proof of identity from your organization could not be verified."),

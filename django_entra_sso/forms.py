@@ -98,6 +98,25 @@ class GroupMappingField(forms.Field):
         return mapping
 
 
+class ValueListField(forms.Field):
+    """Claim values, one per line: a list for the JSON field (JSON accepted too)."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 44, "placeholder": "Admin"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return [str(item).strip() for item in value if str(item).strip()]
+        text = value.strip() if isinstance(value, str) else ""
+        if text.startswith("["):
+            return self.to_python(_json(text, TenantListField()))
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 class ConnectorForm(forms.ModelForm):
     client_secret = forms.CharField(
         label=_("Client secret"),
@@ -128,6 +147,31 @@ class ConnectorForm(forms.ModelForm):
         ),
     )
 
+    staff_values = ValueListField(
+        label=capfirst(_("staff when the groups or roles claim has")),
+        required=False,
+        help_text=_(
+            "Claim values (app roles or group IDs), one per line, that make a person staff. "
+            "Empty: sign-ins never change who is staff."
+        ),
+    )
+    superuser_values = ValueListField(
+        label=capfirst(_("superuser when the groups or roles claim has")),
+        required=False,
+        help_text=_(
+            "Claim values, one per line, that make a person a superuser. Empty: sign-ins "
+            "never change who is a superuser."
+        ),
+    )
+    claim_mapping = forms.JSONField(
+        label=capfirst(_("claim mapping")),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text=_(
+            "Which claim fills username, email, first_name and last_name, e.g. "
+            '{"username": "preferred_username"}. Empty: the defaults.'
+        ),
+    )
     saml_attribute_map = forms.JSONField(
         label=capfirst(_("SAML attribute names")),
         required=False,
@@ -165,15 +209,29 @@ class ConnectorForm(forms.ModelForm):
             "allow_idp_initiated",
             "saml_attribute_map",
             "saml_allow_sha1",
+            "client_auth",
+            "client_assertion_alg",
+            "allow_personal_accounts",
+            "resolve_group_overage",
+            "group_overage_failure",
+            "claim_mapping",
+            "trust_preferred_username",
+            "staff_values",
+            "superuser_values",
         ]
 
     def clean_saml_attribute_map(self) -> Any:
         return self.cleaned_data.get("saml_attribute_map") or {}
 
+    def clean_claim_mapping(self) -> Any:
+        return self.cleaned_data.get("claim_mapping") or {}
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         is_saml = data.get("protocol") == Connector.Protocol.SAML
-        if not is_saml and not data.get("client_secret") and not self.instance.has_client_secret:
+        with_certificate = data.get("client_auth") == Connector.ClientAuth.PRIVATE_KEY_JWT
+        needs_secret = not is_saml and not with_certificate
+        if needs_secret and not data.get("client_secret") and not self.instance.has_client_secret:
             self.add_error("client_secret", _("Enter the client secret from the IdP."))
         return data
 

@@ -32,6 +32,11 @@ def initiate_login_uri(request: HttpRequest, connector: Connector) -> str:
     return request.build_absolute_uri(reverse("entra_sso:initiate", args=[connector.slug]))
 
 
+def client_jwks_uri(request: HttpRequest, connector: Connector) -> str:
+    """The connector's public client keys (``private_key_jwt``), for IdPs that fetch them."""
+    return request.build_absolute_uri(reverse("entra_sso:jwks", args=[connector.slug]))
+
+
 def scim_base_uri(request: HttpRequest, connector: Connector) -> str:
     """The connector's SCIM base URL (Entra ID: "Tenant URL")."""
     return request.build_absolute_uri(reverse("entra_sso:scim", args=[connector.slug]))

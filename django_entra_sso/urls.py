@@ -24,6 +24,7 @@ urlpatterns = [
         name="backchannel_logout",
     ),
     path("initiate/<slug:slug>/", views.InitiateView.as_view(), name="initiate"),
+    path("jwks/<slug:slug>/", views.ClientJWKSView.as_view(), name="jwks"),
     path("saml/metadata/<slug:slug>/", saml_views.MetadataView.as_view(), name="saml_metadata"),
     path("saml/acs/<slug:slug>/", saml_views.AssertionConsumerView.as_view(), name="saml_acs"),
     path("saml/sls/<slug:slug>/", saml_views.SingleLogoutView.as_view(), name="saml_sls"),

@@ -38,7 +38,7 @@ from . import links, revalidation, signin_log
 from .conf import app_settings
 from .errors import SignInError, error_response
 from .models import Connector, EmailDomain
-from .oidc import adapter, flow
+from .oidc import adapter, credentials, flow
 from .oidc.metadata import MetadataError
 from .oidc.tokens import TokenError
 from .saml import adapter as saml_adapter
@@ -464,3 +464,23 @@ class InitiateView(View):
             next_url = links.safe_next(target)
         login_hint = _param(data, "login_hint")[:320]
         return _start_sign_in(request, connector, login_hint=login_hint, next_url=next_url)
+
+
+class ClientJWKSView(View):
+    """The connector's public client keys (``private_key_jwt``), for IdPs that fetch them.
+
+    Empty for a connector that authenticates with a secret: nothing is made here.
+    """
+
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        connector = Connector.objects.filter(slug=slug).first()
+        if connector is None:
+            return HttpResponseNotFound("Unknown connector.", content_type="text/plain")
+        document = credentials.jwks(connector)
+        response = JsonResponse(document)
+        response["Content-Type"] = "application/jwk-set+json"
+        # Short: a rotation publishes the next key, which IdPs should see soon.
+        response["Cache-Control"] = "public, max-age=300"
+        return response

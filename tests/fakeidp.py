@@ -98,6 +98,11 @@ class FakeIdP:
         self.revoked_subjects: set[str] = set()
         self.refresh_overrides: dict[str, Any] = {}
         self.rotate_refresh_tokens = True
+        # private_key_jwt (RFC 7523): the client's public keys, as the IdP was given them
+        # (an uploaded certificate, or a fetched JWKS), and the assertion ids seen.
+        self.client_public_keys: list[Any] = []
+        self.client_assertion_algorithms = ["RS256", "PS256"]
+        self.seen_assertion_ids: set[str] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -206,7 +211,12 @@ class FakeIdP:
         self.received_token_requests.append({"form": dict(form), "headers": dict(headers)})
         client_id = client_secret = None
         auth = headers.get("Authorization", "")
-        if auth.startswith("Basic "):
+        if "client_assertion" in form:
+            refusal = self._check_client_assertion(form)
+            if refusal:
+                return 401, {"error": "invalid_client", "error_description": refusal}
+            client_id, client_secret = self.client_id, self.client_secret
+        elif auth.startswith("Basic "):
             decoded = base64.b64decode(auth[6:]).decode()
             raw_id, _, raw_secret = decoded.partition(":")
             client_id, client_secret = unquote_plus(raw_id), unquote_plus(raw_secret)
@@ -243,6 +253,39 @@ class FakeIdP:
         if grant.offline:
             answer["refresh_token"] = self._new_refresh_token(grant)
         return 200, answer
+
+    def _check_client_assertion(self, form: dict[str, str]) -> str:
+        """Why a ``private_key_jwt`` client assertion is refused, or ``""`` (RFC 7523 §3)."""
+        if "private_key_jwt" not in self.auth_methods:
+            return "private_key_jwt is not allowed"
+        if form.get("client_assertion_type") != (
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
+            return "client_assertion_type"
+        assertion = form["client_assertion"]
+        for key in self.client_public_keys:
+            try:
+                claims = jwt.decode(
+                    assertion,
+                    key,
+                    algorithms=self.client_assertion_algorithms,
+                    audience=f"{self.issuer}/token",
+                    options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError as exc:
+                return f"assertion: {exc}"
+            if claims["iss"] != self.client_id or claims["sub"] != self.client_id:
+                return "iss/sub is not the client"
+            if form.get("client_id", self.client_id) != self.client_id:
+                return "client_id"
+            with self._lock:
+                if claims["jti"] in self.seen_assertion_ids:
+                    return "jti replayed"
+                self.seen_assertion_ids.add(claims["jti"])
+            return ""
+        return "no registered key verifies the assertion"
 
     def _new_refresh_token(self, grant: Grant) -> str:
         token = "refresh-" + secrets.token_urlsafe(16)

@@ -36,6 +36,7 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "slug": "acme",
         "provider": "entra_id",
         "protocol": "oidc",
+        "group_overage_failure": "keep",
         "enabled": "on",
         "issuer": "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
         "client_id": "app-id",

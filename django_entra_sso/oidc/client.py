@@ -1,7 +1,9 @@
 """The client's own calls to the provider: the token request and (opt-in) userinfo.
 
-The token request authenticates as the provider's discovery document allows
-(``client_secret_basic`` unless only ``client_secret_post`` is offered). Both
+The token request authenticates as the connector says (``client_auth``: a client
+secret, or a certificate with ``private_key_jwt``, see ``credentials``), by default
+as the provider's discovery document allows (``client_secret_basic`` unless only
+``client_secret_post`` is offered). Both
 calls go through ``provider_http`` and raise ``SignInError`` with the page a
 person should see; the details go to the log.
 """
@@ -20,6 +22,7 @@ from ..crypto import SecretDecryptionError
 from ..errors import SignInError
 from ..models import Connector
 from ..provider_http import ProviderHTTPError, get_bearer_json, post_form
+from . import credentials
 from .metadata import ProviderMetadata
 
 logger = logging.getLogger(__name__)
@@ -34,18 +37,32 @@ def _token_request(
 ) -> dict[str, Any]:
     """POST ``data`` to the token endpoint, authenticated as the client; raises
     ``SecretDecryptionError`` and ``ProviderHTTPError``."""
-    secret = connector.client_secret
     data = dict(data)
     headers: dict[str, str] = {}
-    methods = metadata.token_endpoint_auth_methods_supported
-    if "client_secret_basic" in methods or "client_secret_post" not in methods:
+    method = client_auth_method(connector, metadata)
+    if method == "private_key_jwt":
+        data["client_id"] = connector.client_id
+        data["client_assertion_type"] = credentials.CLIENT_ASSERTION_TYPE
+        data["client_assertion"] = credentials.client_assertion(connector, metadata.token_endpoint)
+    elif method == "client_secret_basic":
         # RFC 6749 §2.3.1: form-urlencode id and secret before Base64.
+        secret = connector.client_secret
         pair = f"{quote_plus(connector.client_id)}:{quote_plus(secret)}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     else:
         data["client_id"] = connector.client_id
-        data["client_secret"] = secret
+        data["client_secret"] = connector.client_secret
     return post_form(metadata.token_endpoint, data, headers=headers)
+
+
+def client_auth_method(connector: Connector, metadata: ProviderMetadata) -> str:
+    """The connector's choice, else ``client_secret_basic`` unless only ``_post`` is offered."""
+    if connector.client_auth:
+        return connector.client_auth
+    methods = metadata.token_endpoint_auth_methods_supported
+    if "client_secret_basic" in methods or "client_secret_post" not in methods:
+        return "client_secret_basic"
+    return "client_secret_post"
 
 
 @sensitive_variables("code", "code_verifier", "data")
@@ -73,6 +90,9 @@ def redeem_code(
         logger.warning(
             "Token request to connector %s failed: %s (error=%r)", connector.slug, exc, error
         )
+        if error == "invalid_client":
+            # The IdP does not accept this site's secret or certificate: a set-up problem.
+            raise SignInError("client_refused", str(exc)) from exc
         raise SignInError("token_failed", str(exc)) from exc
 
 

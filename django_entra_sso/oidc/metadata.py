@@ -275,7 +275,12 @@ def check_connection(connector: Connector) -> ConnectionReport:
             f"The provider does not list response mode {connector.effective_response_mode!r}."
         )
     methods = set(report.auth_methods_supported)
-    if not methods & {"client_secret_basic", "client_secret_post"}:
+    if connector.client_auth and connector.client_auth not in methods:
+        report.problems.append(
+            f"The provider does not list {connector.client_auth} among its client "
+            f"authentication methods ({', '.join(sorted(methods))})."
+        )
+    elif not connector.client_auth and not methods & {"client_secret_basic", "client_secret_post"}:
         report.problems.append(
             "The provider supports neither client_secret_basic nor client_secret_post."
         )

@@ -12,16 +12,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import decrypt_secret, encrypt_secret
+from ..keypairs import make_key_pair
 
 if TYPE_CHECKING:
     from ..models import Connector
@@ -31,36 +29,12 @@ if TYPE_CHECKING:
 CERTIFICATE_DAYS = 10 * 365
 
 
-@sensitive_variables("key", "private_pem")
-def make_key_pair(common_name: str) -> tuple[str, str]:
-    """A new RSA 2048 key and its self-signed certificate, both PEM."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "SAML SP")])
-    now = datetime.now(timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=CERTIFICATE_DAYS))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    return private_pem, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 @sensitive_variables("private_pem")
 def ensure_key_pair(connector: Connector, *, rotate: bool = False) -> None:
     """Give ``connector`` a key pair if it has none (or a new one), and save it."""
     if connector.sp_certificate and connector.sp_private_key_encrypted and not rotate:
         return
-    private_pem, certificate_pem = make_key_pair(f"{connector.slug} SAML SP")
+    private_pem, certificate_pem = make_key_pair(f"{connector.slug} SAML SP", days=CERTIFICATE_DAYS)
     connector.sp_private_key_encrypted = encrypt_secret(private_pem)
     connector.sp_certificate = certificate_pem
     if connector.pk is not None:

@@ -45,6 +45,13 @@ class Command(BaseCommand):
         add.add_argument("--issuer", help="OpenID Connect: the issuer URL (required for oidc).")
         add.add_argument("--client-id", help="OpenID Connect: the client ID (required for oidc).")
         add.add_argument("--protocol", choices=["oidc", "saml"], default=None)
+        add.add_argument(
+            "--client-auth",
+            choices=["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            default=None,
+            help="OpenID Connect: how the site authenticates at the token endpoint "
+            "(default: what discovery offers, with the client secret).",
+        )
         metadata = add.add_mutually_exclusive_group()
         metadata.add_argument(
             "--saml-metadata-url", metavar="URL", help="SAML: the IdP's federation metadata URL."
@@ -105,6 +112,22 @@ class Command(BaseCommand):
         test.add_argument("slug")
         remove = sub.add_parser("remove", help="Remove a connector.")
         remove.add_argument("slug")
+        certificate = sub.add_parser(
+            "certificate",
+            help="Print the connector's client certificate (private_key_jwt) to upload to the IdP.",
+        )
+        certificate.add_argument("slug")
+        steps = certificate.add_mutually_exclusive_group()
+        steps.add_argument(
+            "--rotate",
+            action="store_true",
+            help="Make a new certificate (published beside the old one) and print it.",
+        )
+        steps.add_argument(
+            "--confirm",
+            action="store_true",
+            help="The IdP has the new certificate: sign with it from now on.",
+        )
         scim = sub.add_parser(
             "scim-token", help="Print a new SCIM bearer token once (the old one stops working)."
         )
@@ -152,7 +175,12 @@ class Command(BaseCommand):
         if given is not None and not given[0]:
             # An empty secret would wipe the stored one on update and cannot sign anyone in.
             raise CommandError(f"{given[1]}: enter the client secret from the IdP.")
-        if given is None and not Connector.objects.filter(slug=slug).exists():
+        with_certificate = options["client_auth"] == "private_key_jwt"
+        if (
+            given is None
+            and not with_certificate
+            and not Connector.objects.filter(slug=slug).exists()
+        ):
             raise CommandError(
                 "Give the client secret with --client-secret-stdin, --client-secret-env NAME "
                 "or --client-secret."
@@ -179,6 +207,8 @@ class Command(BaseCommand):
             )
         if options["response_mode"]:
             connector.response_mode = options["response_mode"]
+        if options["client_auth"]:
+            connector.client_auth = options["client_auth"]
         if options["tenants"]:
             connector.allowed_tenants = [t.strip().lower() for t in options["tenants"]]
         if options["allow_any_tenant"]:
@@ -279,6 +309,13 @@ class Command(BaseCommand):
                 )
         verb = "Added" if created else "Updated"
         self.stdout.write(f"{verb} connector {slug} ({connector.issuer}).")
+        if connector.client_auth == "private_key_jwt":
+            from ...oidc.credentials import active_key
+
+            active_key(connector)
+            self.stdout.write(
+                f"Upload its certificate to the IdP: python manage.py sso_connector certificate {slug}"
+            )
 
     def do_list(self, options: dict[str, Any]) -> None:
         connectors = Connector.objects.prefetch_related("domains").order_by("slug")
@@ -344,6 +381,39 @@ class Command(BaseCommand):
                 )
                 count += 1
         self.stdout.write(f"Re-encrypted the secrets of {count} connector(s).")
+
+    def do_certificate(self, options: dict[str, Any]) -> None:
+        from ...oidc import credentials
+
+        connector = self._get(options["slug"])
+        if connector.client_auth != "private_key_jwt":
+            raise CommandError(
+                f"{connector.slug} authenticates with a client secret; switch it first: "
+                f"sso_connector add {connector.slug} --client-auth private_key_jwt ..."
+            )
+        if options["confirm"]:
+            try:
+                key = credentials.finish_rotation(connector)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(
+                f"{connector.slug} signs with certificate {key.kid} from now on; the old one "
+                "is gone (remove it from the IdP)."
+            )
+            return
+        if options["rotate"]:
+            key = credentials.start_rotation(connector)
+            self.stderr.write(
+                f"New certificate for {connector.slug} (the old one keeps signing). Upload it "
+                f"to the IdP, then: python manage.py sso_connector certificate {connector.slug} "
+                "--confirm"
+            )
+        else:
+            key = credentials.active_key(connector)
+        self.stderr.write(
+            f"thumbprint (x5t#S256) {key.kid}; expires {key.not_after.date().isoformat()}"
+        )
+        self.stdout.write(key.certificate.rstrip("\n"))
 
     def do_scim_token(self, options: dict[str, Any]) -> None:
         from ...scim.auth import new_token
