@@ -81,6 +81,8 @@ CLIENTS = {
         Client("globex", 9, "globex-site", "globex.test", "form_post", "client_secret_post"),
         # made through the admin in test_browser_admin.py (no row created by the fixtures)
         Client("umbrella", 9, "umbrella-site", "umbrella.test", "query", "client_secret_basic"),
+        # private_key_jwt: the provider fetches the connector's public keys from /sso/jwks/
+        Client("cyberdyne", 9, "cyberdyne-site", "cyberdyne.test", "query", "private_key_jwt"),
         # front-channel logout (6.x only)
         Client(
             "initech",
@@ -119,6 +121,9 @@ def _op_client(site: str, client: Client) -> dict[str, Any]:
     }
     if client.refresh:
         data["grant_types"] = ["authorization_code", "refresh_token"]
+    if client.auth_method == "private_key_jwt":
+        del data["client_secret"]
+        data["jwks_uri"] = f"{base}/jwks/{client.slug}/"
     if client.backchannel:
         data["backchannel_logout_uri"] = f"{base}/logout/backchannel/{client.slug}/"
         data["backchannel_logout_session_required"] = True
@@ -224,16 +229,17 @@ class E2E:
     def make_connector(self, slug: str, **fields: Any) -> Connector:
         """The connector of client ``slug``; ``fields`` (e.g. ``revalidate_after``) override."""
         client = CLIENTS[slug]
-        return make_connector(
-            None,
-            slug,
-            domain=client.domain,
-            issuer=self.op_for(slug).issuer,
-            client_id=client.client_id,
-            client_secret=CLIENT_SECRET,
-            response_mode=client.response_mode,
+        with_certificate = client.auth_method == "private_key_jwt"
+        values: dict[str, Any] = {
+            "domain": client.domain,
+            "issuer": self.op_for(slug).issuer,
+            "client_id": client.client_id,
+            "client_secret": "" if with_certificate else CLIENT_SECRET,
+            "response_mode": client.response_mode,
+            **({"client_auth": "private_key_jwt"} if with_certificate else {}),
             **fields,
-        )
+        }
+        return make_connector(None, slug, **values)
 
     # -- the site's pages -------------------------------------------------------------------
     def start_sign_in(self, page: Any, email: str, next_path: str = "/private/") -> None:

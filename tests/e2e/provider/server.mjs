@@ -174,6 +174,7 @@ const CLIENT_FIELDS = [
   'token_endpoint_auth_method', 'response_types', 'grant_types', 'backchannel_logout_uri',
   'backchannel_logout_session_required', 'frontchannel_logout_uri',
   'frontchannel_logout_session_required', 'id_token_signed_response_alg', 'application_type',
+  'jwks_uri',
 ];
 const clients = (config.clients ?? []).map((c) => {
   const client = {
