@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -15,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .forms import ConnectorForm, EmailDomainFormSet
+from .keypairs import load_certificate
 from .models import ClientKey, Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc import credentials
 from .oidc.metadata import check_connection
@@ -128,14 +130,16 @@ class ConnectorAdmin(admin.ModelAdmin):
             return str(_("None (this connector authenticates with its client secret)."))
         rows = format_html_join(
             "",
-            '<li data-client-key="{}"><strong>{}</strong> · {} <code>{}</code> · {} {}'
-            ' · <a href="{}">{}</a></li>',
+            '<li data-client-key="{}"><strong>{}</strong> · {} <code>{}</code>'
+            ' · {} <code data-entra-thumbprint>{}</code> · {} {} · <a href="{}">{}</a></li>',
             (
                 (
                     key.state,
                     key.get_state_display(),
                     _("thumbprint (x5t#S256)"),
                     key.kid,
+                    _("Entra ID shows"),
+                    _sha1_thumbprint(key.certificate),
                     _("expires"),
                     formats.date_format(key.not_after, "DATE_FORMAT"),
                     reverse("admin:django_entra_sso_connector_certificate", args=[obj.pk, key.pk]),
@@ -427,6 +431,15 @@ class ConnectorAdmin(admin.ModelAdmin):
                 % {"name": connector.name, "reason": saml_report.error},
                 messages.ERROR,
             )
+
+
+def _sha1_thumbprint(certificate_pem: str) -> str:
+    """The certificate's thumbprint as Entra's portal lists it: SHA-1, upper-case hex.
+
+    A name to compare by eye after the upload, not a security check.
+    """
+    fingerprint = load_certificate(certificate_pem).fingerprint(hashes.SHA1())  # noqa: S303
+    return fingerprint.hex().upper()
 
 
 def _fold_other_protocol(fieldsets: Any, obj: Connector | None) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from django.contrib.auth import get_user_model
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
@@ -180,6 +180,8 @@ def test_admin_adds_a_certificate_connector_and_rotates_its_certificate(
     key = ClientKey.objects.get(connector=connector, state="active")
     page = admin_client.get(f"{CHANGELIST}{connector.pk}/change/").content.decode()
     assert key.kid in page and 'id="start-rotation"' in page and "/sso/jwks/acme/" in page
+    sha1 = x509.load_pem_x509_certificate(key.certificate.encode()).fingerprint(hashes.SHA1())
+    assert sha1.hex().upper() in page  # what Entra's portal lists as the thumbprint
     pem = admin_client.get(f"{CHANGELIST}{connector.pk}/certificate/{key.pk}/")
     assert pem["Content-Type"] == "application/x-pem-file"
     assert pem.content.decode() == key.certificate and b"PRIVATE" not in pem.content

@@ -51,3 +51,30 @@ def test_certificate_sign_in_survives_a_rotation_and_a_wrong_key_gets_a_clear_pa
         assert not get_user_model().objects.filter(email="carol@cyberdyne.test").exists()
     finally:
         third.context.close()
+
+
+def test_the_admin_shows_the_certificate_to_upload_and_rotates_it(
+    e2e: Any, page: Any, save_screenshot: Any
+) -> None:
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "e2e-admin-pw")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{e2e.site}/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "e2e-admin-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{e2e.site}/admin/")
+    connector = e2e.make_connector("cyberdyne", provider="entra_id")
+    key = credentials.active_key(connector)
+    page.goto(f"{e2e.site}/admin/django_entra_sso/connector/{connector.pk}/change/")
+    assert page.locator("[data-client-key='active'] code >> nth=0").inner_text() == key.kid
+    with page.expect_download() as download:
+        page.click("[data-client-key='active'] a")
+    assert download.value.suggested_filename.endswith(".pem")
+    page.click("#start-rotation")
+    page.wait_for_selector("[data-client-key='next']")
+    page.evaluate("document.querySelector('#id_client_id').scrollIntoView()")
+    save_screenshot(page, "client-certificate.png")
+    page.click("#finish-rotation")
+    page.wait_for_selector("#start-rotation")
+    assert page.locator("[data-client-key]").count() == 1
+    assert page.locator("[data-client-key='active'] code >> nth=0").inner_text() != key.kid
