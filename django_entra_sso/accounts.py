@@ -13,13 +13,24 @@ savepoint that settles a race. The rules:
   the email, exactly one account has it and it has no SSO identity at all
   (an account that signs in through another connector is linked by an admin,
   never by email: that is how pre-hijacked accounts would absorb a victim).
+  An email the adapter took from another claim than the IdP's email claim
+  (a claim mapping, ``preferred_username``) is never vouched for, so never links.
 - **Emails are stored only when vouched for**: the IdP says the email is verified,
   or its domain is one of the connector's own (the connector speaks for its
   domains). Otherwise a user's email is left as it was.
+- **Personal (consumer) accounts** (``VerifiedPerson.personal_account``) belong to no
+  organisation: the connector's domains never vouch for their email, and they are
+  never linked or matched to an existing or provisioned user.
 - **Just-in-time users** when the connector creates users; two first sign-ins of
-  one person at the same moment make one user.
+  one person at the same moment make one user. The username is the one the
+  connector's claim mapping names (made valid and unused), else derived.
 - **Claims refreshed** (names, email) and **mapped groups** kept in step at every
   sign-in; when the IdP could not say which groups (overage), groups stay.
+- **Staff and superuser from claims**: a connector with ``staff_values`` (or
+  ``superuser_values``) sets ``is_staff`` (``is_superuser``) at every sign-in to
+  whether the person's groups and roles hold one of them; a connector without
+  them never touches the flag; unknown groups (overage) leave it as it is. A
+  connector open to every Entra tenant may not have them.
 - **Inactive users** are refused; **SSO-only domains** refuse password sign-ins.
 - **One person, one account** with SCIM: a person the connector provisioned
   (``SCIMUser``) who signs in through the same connector is that user. The SCIM
@@ -50,6 +61,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import providers
 from .conf import app_settings
 from .errors import SignInError
 from .models import EmailDomain, Identity, SCIMGroup, SCIMUser
@@ -107,6 +119,7 @@ def user_for(
     hooks.person = person
     claims = dict(person.claims)
     check_domain_ownership(person)
+    check_staff_rules(person.connector)
     if not hooks.verify_claims(claims):
         raise SignInError("refused", "The claims were refused by verify_claims().")
     found = _identity(person)
@@ -128,6 +141,7 @@ def user_for(
         else:
             user, created = _create_or_take_the_winners(hooks, person, claims)
     sync_groups(user, person)
+    sync_staff_flags(user, person)
     if created:
         sso_user_created.send(
             sender=type(hooks),
@@ -198,6 +212,8 @@ def linkable_user(person: VerifiedPerson) -> Any:
     connector, email = person.connector, person.email
     if not connector.link_existing_by_email or not email or not person.email_verified:
         return None
+    if person.personal_account:
+        return None  # anyone can make one, with any address they read mail at
     domain = domain_of_email(email)
     if domain is None or not connector.domains.filter(domain=domain).exists():
         return None
@@ -220,9 +236,10 @@ def provisioned_user(person: VerifiedPerson) -> Any:
     no ``externalId`` and no identity, by ``userName`` = the email the IdP vouches for,
     of one of the connector's domains. Not for a connector several tenants sign in
     through: a subject or an email means nothing without its tenant, and one
-    tenant's SCIM client must not claim another tenant's people.
+    tenant's SCIM client must not claim another tenant's people, nor a personal
+    account (of no organisation) anyone's.
     """
-    if not _one_tenant(person.connector):
+    if person.personal_account or not _one_tenant(person.connector):
         return None
     links = SCIMUser.objects.filter(connector=person.connector).select_related("user")
     link = links.filter(external_id=person.subject).first()
@@ -253,6 +270,8 @@ def user_signed_in_through(connector: Any, subject: str) -> Any:
     identity = (
         Identity.objects.filter(connector=connector, subject=subject)
         .exclude(user__scim_links__connector=connector)
+        # A personal account is nobody's to provision (see ``provisioned_user``).
+        .exclude(tenant_id=providers.MICROSOFT_PERSONAL_TENANT)
         .select_related("user")
         .first()
     )
@@ -305,11 +324,15 @@ def link_identity(user: Any, person: VerifiedPerson) -> Identity:
 def derived_username(person: VerifiedPerson) -> str:
     """A readable username that is not taken: ``sso-alice``, else ``sso-alice-k3f9qa``.
 
-    Made from the vouched-for email's local part (else the given and family
-    names); when that is taken, six characters of a hash of the identity key are
-    added, and when even that is taken (or nothing readable is known) the whole
-    hash, which cannot collide. Only a label: the identity stays keyed by issuer
-    and subject (``Identity``), so a person renamed at the IdP keeps their account.
+    The one the connector's claim mapping names (``person.username``), as it is
+    but for characters a username cannot hold (each run becomes ``.``), without
+    the prefix. Else made from the vouched-for email's local part, else the given
+    and family names, else the local part of the name the person signs in with
+    (a B2B guest's home address, not the ``#EXT#`` UPN). When that is taken, six
+    characters of a hash of the identity key are added, and when even that is
+    taken (or nothing readable is known) the prefixed hash, which cannot collide.
+    Only a label: the identity stays keyed by issuer and subject (``Identity``),
+    so a person renamed at the IdP keeps their account.
     """
     digest = base64.b32encode(
         hashlib.sha256(f"{person.issuer}\n{person.subject}".encode()).digest()
@@ -319,10 +342,14 @@ def derived_username(person: VerifiedPerson) -> str:
     user_model = get_user_model()
     field = user_model.USERNAME_FIELD
     max_length = getattr(user_model._meta.get_field(field), "max_length", None) or 150
-    readable = _readable_name(person)[: max(max_length - len(prefix) - 7, 0)]
-    candidates = (
-        [f"{prefix}{readable}", f"{prefix}{readable}-{digest_text[:6]}"] if readable else []
-    )
+    mapped = _valid_username(person.username or "")[: max(max_length - 7, 0)]
+    if mapped:
+        candidates = [mapped, f"{mapped}-{digest_text[:6]}"]
+    else:
+        readable = _readable_name(person)[: max(max_length - len(prefix) - 7, 0)]
+        candidates = (
+            [f"{prefix}{readable}", f"{prefix}{readable}-{digest_text[:6]}"] if readable else []
+        )
     for candidate in candidates:
         # An exact lookup uses the username's unique index (iexact would scan the table).
         if not user_model._default_manager.filter(**{field: candidate}).exists():
@@ -336,8 +363,16 @@ def _readable_name(person: VerifiedPerson) -> str:
         source = person.email.rpartition("@")[0]
     else:
         source = ".".join(n for n in (person.given_name, person.family_name) if n)
+    if not source.strip() and person.login_name:
+        local, _at, _domain = person.login_name.rpartition("@")
+        source = local or person.login_name
     cleaned = re.sub(r"[^\w.+-]+", ".", source.strip().lower(), flags=re.UNICODE).strip(".-+")
     return cleaned[:40]
+
+
+def _valid_username(value: str) -> str:
+    """``value`` as Django's username validator accepts it: letters, digits, ``@.+-_``."""
+    return re.sub(r"[^\w.@+-]+", ".", value.strip(), flags=re.UNICODE).strip(".")
 
 
 def email_is_vouched_for(person: VerifiedPerson) -> bool:
@@ -345,13 +380,16 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
 
     When the IdP says it verified it, or when the email's domain is one of the
     connector's own (domain ownership has checked that no other connector owns
-    it). An unverified email from a connector without domains is only what the
-    person typed into their IdP profile.
+    it), unless the person's account is a personal one, which the connector does
+    not speak for. An unverified email from a connector without domains is only
+    what the person typed into their IdP profile.
     """
     if not person.email:
         return False
     if person.email_verified or app_settings.STORE_UNVERIFIED_EMAIL:
         return True
+    if person.personal_account:
+        return False
     domain = domain_of_email(person.email)
     return domain is not None and person.connector.domains.filter(domain=domain).exists()
 
@@ -408,6 +446,58 @@ def sync_groups(user: Any, person: VerifiedPerson) -> None:
         return
     user.groups.remove(*Group.objects.filter(name__in=current - wanted))
     user.groups.add(*[Group.objects.get_or_create(name=name)[0] for name in sorted(wanted)])
+
+
+def check_staff_rules(connector: Any) -> None:
+    """A connector open to every Entra tenant may not make staff or superusers.
+
+    Every tenant's administrator assigns their own people any role and group, so
+    ``staff_values`` there would make anyone staff (``Connector.open_tenancy_problem``
+    says the same of group mappings).
+    """
+    if not (connector.staff_values or connector.superuser_values):
+        return
+    if connector.is_multi_tenant and not connector.allowed_tenant_ids:
+        raise SignInError(
+            "misconfigured",
+            f"{connector.slug}: staff or superuser values on a connector open to any tenant.",
+        )
+
+
+def sync_staff_flags(user: Any, person: VerifiedPerson) -> None:
+    """``is_staff`` / ``is_superuser`` from the connector's ``staff_values`` / ``superuser_values``.
+
+    Each flag is set to whether the person's groups and roles (the values group
+    mapping reads) hold one of the connector's values for it, at every sign-in,
+    so it is also taken away. A connector without values for a flag never
+    touches it; when the IdP could not say which groups (overage), neither flag
+    changes.
+    """
+    connector = person.connector
+    rules = [
+        (flag, {str(v) for v in values})
+        for flag, values in (
+            ("is_staff", connector.staff_values),
+            ("is_superuser", connector.superuser_values),
+        )
+        if isinstance(values, list) and values and hasattr(user, flag)
+    ]
+    if not rules:
+        return
+    if person.groups is None:
+        logger.warning(
+            "Connector %s: group overage; is_staff and is_superuser were left unchanged.",
+            connector.slug,
+        )
+        return
+    changed = []
+    for flag, values in rules:
+        wanted = not values.isdisjoint(person.groups)
+        if getattr(user, flag) != wanted:
+            setattr(user, flag, wanted)
+            changed.append(flag)
+    if changed:
+        user.save(update_fields=changed)
 
 
 def refuse_password_for_sso_only(credentials: dict[str, Any]) -> None:

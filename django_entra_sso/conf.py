@@ -175,5 +175,13 @@ class AppSettings:
         """The largest SAML message accepted (as posted, base64); bigger ones are refused."""
         return int(self._get("SAML_MAX_RESPONSE_BYTES", 512 * 1024))
 
+    @property
+    def GRAPH_URL(self) -> str:
+        """Microsoft Graph, where group overage is resolved (a national cloud's Graph there).
+
+        The sign-in's access token is sent only to this origin, next links included.
+        """
+        return str(self._get("GRAPH_URL", "https://graph.microsoft.com")).rstrip("/")
+
 
 app_settings = AppSettings()

@@ -169,6 +169,12 @@ MESSAGES = {
         _("Sign in again with your work account."),
         403,
     ),
+    "personal_account": (
+        _("Use your work or school account"),
+        _("You signed in with a personal Microsoft account, which this site does not accept."),
+        _("Go back to the sign-in page and choose your work or school account."),
+        403,
+    ),
     "no_account": (
         _("No account for you yet"),
         _(

@@ -35,7 +35,7 @@ class TenantListField(forms.Field):
     """Tenant IDs, one per line (or separated by commas or spaces): a list for the JSON field."""
 
     widget = forms.Textarea(
-        attrs={"rows": 3, "cols": 44, "placeholder": "9188040d-6c67-4c5b-b112-36a304b66dad"}
+        attrs={"rows": 3, "cols": 44, "placeholder": "72f988bf-86f1-41af-91ab-2d7cd011db47"}
     )
 
     def prepare_value(self, value: Any) -> Any:

@@ -192,7 +192,8 @@ class Connector(models.Model):
         default=False,
         help_text=_(
             "When a person is in too many groups for the token, ask Microsoft Graph for them "
-            "with the sign-in's access token (needs the GroupMember.Read.All permission)."
+            "with the sign-in's access token (add a Graph scope such as User.Read to the extra "
+            "scopes)."
         ),
     )
     group_overage_failure = models.CharField(
@@ -367,7 +368,7 @@ class Connector(models.Model):
                     "tenant IDs."
                 )
             )
-        if self.group_mapping:
+        if self.group_mapping or self.staff_values or self.superuser_values:
             return str(
                 _(
                     "A multi-tenant issuer without a tenant allow-list cannot map groups or "
@@ -421,7 +422,7 @@ class Connector(models.Model):
             providers.is_guid(str(t).strip()) for t in tenants
         ):
             errors["allowed_tenants"] = _(
-                'Enter a list of tenant IDs (GUIDs), e.g. ["9188040d-6c67-4c5b-b112-36a304b66dad"].'
+                'Enter a list of tenant IDs (GUIDs), e.g. ["72f988bf-86f1-41af-91ab-2d7cd011db47"].'
             )
         if "allowed_tenants" not in errors and "issuer" not in errors:
             problem = self.open_tenancy_problem()

@@ -1,8 +1,9 @@
 """What differs between identity provider types.
 
 Microsoft Entra ID has tenant-templated issuers for multi-tenant apps, a
-``domain_hint`` parameter, and keys users by tenant and object ID; everything
-else here is plain OpenID Connect.
+``domain_hint`` parameter, and keys users by tenant and object ID; its personal
+Microsoft accounts come from one tenant of their own, and its B2B guests have
+``#EXT#`` user principal names. Everything else here is plain OpenID Connect.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ PROVIDER_LABELS = {
 #: Entra's issuer path segments that stand for "any tenant" in the discovery URL.
 ENTRA_MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})
 ENTRA_TENANT_PLACEHOLDER = "{tenantid}"
+#: The tenant of personal Microsoft accounts (Outlook.com, Xbox, …): the ``tid`` of
+#: their tokens, and the tenant of the ``consumers`` issuer's discovery document.
+MICROSOFT_PERSONAL_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+#: What Entra puts in a B2B guest's user principal name: ``alice_contoso.com#EXT#@…``.
+ENTRA_GUEST_MARK = "#ext#"
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -72,11 +78,18 @@ def issuer_from_discovery_matches(provider: str, configured: str, discovered: st
     """Does the discovery document's ``issuer`` belong to the configured issuer?
 
     OpenID Connect Discovery §4.3 wants them identical. Entra's multi-tenant
-    documents instead say ``https://login.microsoftonline.com/{tenantid}/v2.0``.
+    documents instead say ``https://login.microsoftonline.com/{tenantid}/v2.0``,
+    and ``consumers`` names the personal accounts' tenant,
+    ``https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0``.
     """
     if discovered == configured:
         return True
-    return is_multi_tenant(provider, configured) and ENTRA_TENANT_PLACEHOLDER in discovered
+    if not is_multi_tenant(provider, configured):
+        return False
+    if entra_tenant_segment(configured) == "consumers":
+        # Not templated: every token of ``consumers`` is of the personal accounts' tenant.
+        return entra_tenant_segment(discovered) == MICROSOFT_PERSONAL_TENANT
+    return ENTRA_TENANT_PLACEHOLDER in discovered
 
 
 def expected_token_issuer(
@@ -109,6 +122,33 @@ def identity_key(provider: str, claims: Mapping[str, Any]) -> tuple[str, str]:
     if provider == ENTRA_ID and isinstance(claims.get("oid"), str) and claims["oid"]:
         return str(claims["iss"]), str(claims["oid"])
     return str(claims["iss"]), str(claims["sub"])
+
+
+def is_personal_microsoft_account(provider: str, claims: Mapping[str, Any]) -> bool:
+    """Is this a personal Microsoft account (tenant ``MICROSOFT_PERSONAL_TENANT``)?
+
+    Anyone can make one, with any email address they can read mail at: the
+    person belongs to no organisation. A personal account invited into a tenant
+    as a B2B guest carries that tenant's ``tid`` and is that tenant's guest.
+    """
+    return provider == ENTRA_ID and str(claims.get("tid", "")).lower() == MICROSOFT_PERSONAL_TENANT
+
+
+def is_guest_principal_name(value: Any) -> bool:
+    """Is ``value`` an Entra B2B guest's UPN (``alice_contoso.com#EXT#@fabrikam.onmicrosoft.com``)?"""
+    return isinstance(value, str) and ENTRA_GUEST_MARK in value.lower()
+
+
+def guest_home_address(upn: str) -> str | None:
+    """``alice@contoso.com`` from ``alice_contoso.com#EXT#@fabrikam.onmicrosoft.com``.
+
+    Entra writes the guest's home address with its ``@`` turned into ``_``; a
+    domain holds no ``_``, so the last one is the ``@``. Only a label (for a
+    readable username): the tenant that minted the UPN does not own that domain.
+    """
+    home = upn[: upn.lower().find(ENTRA_GUEST_MARK)] if is_guest_principal_name(upn) else ""
+    local, sep, domain = home.rpartition("_")
+    return f"{local}@{domain}" if sep and local and domain else (home or None)
 
 
 def email_is_verified(provider: str, claims: Mapping[str, Any]) -> bool:

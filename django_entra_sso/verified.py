@@ -29,6 +29,7 @@ class VerifiedPerson:
     claims: Mapping[str, Any] = field(repr=False)
     email: str | None = None
     #: Whether the IdP vouches for ``email`` (``email_verified``, Entra's ``xms_edov``).
+    #: Never for an email taken from another claim (a claim mapping, ``preferred_username``).
     email_verified: bool = False
     given_name: str | None = None
     family_name: str | None = None
@@ -36,6 +37,16 @@ class VerifiedPerson:
     #: Group and role values the IdP named; ``None`` when it could not say (Entra's
     #: group overage), which leaves the user's groups as they are.
     groups: frozenset[str] | None = frozenset()
+    #: The username the connector's claim mapping asks for, as the IdP sent it;
+    #: ``accounts`` makes it a valid, unused one. ``None``: a username is derived.
+    username: str | None = None
+    #: The name the person signs in with at the IdP (OIDC ``preferred_username``; a B2B
+    #: guest's home address instead of the ``#EXT#`` UPN): a label for usernames only.
+    login_name: str | None = None
+    #: A consumer account anyone can make at the IdP (a personal Microsoft account),
+    #: managed by no organisation: the connector's domains do not vouch for its email,
+    #: and it is never linked or matched to an existing or provisioned user.
+    personal_account: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from tests.fakeidp import FakeIdP, Fault
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+# An organisation's tenant. Not 9188040d-…, the tenant of personal Microsoft accounts.
+TENANT = "5f2a0c1e-7b3d-4e8f-9a6b-1c2d3e4f5a6b"
 OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 ENTRA_TEMPLATE = "https://login.microsoftonline.com/{tenantid}/v2.0"
 

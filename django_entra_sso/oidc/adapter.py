@@ -4,8 +4,11 @@ It turns an authorization response into a ``VerifiedSignIn`` (or a
 ``SignInError``), a logout token into the IdP session to end, and a signed-in
 session into the provider's end-session URL. It never decides who the Django
 user is (that is ``accounts``) and never touches the session index (that is
-``sessions``). Every network call of the protocol happens here or below, and
-the views call it before they open a database transaction.
+``sessions``). Which claims say what is decided here: the connector's claim
+mapping, the email and whether it is vouched for (``email_of``), and personal
+Microsoft accounts, refused unless the connector allows them. Every network
+call of the protocol happens here or below, and the views call it before they
+open a database transaction.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import links, providers
 from ..errors import SignInError, page_for_idp_error
-from ..models import Connector
+from ..models import CLAIM_MAPPING_FIELDS, Connector
 from ..provider_http import ProviderHTTPError
 from ..validation import domain_of_email
 from ..verified import IdPSession, VerifiedPerson, VerifiedSignIn
-from . import client, flow
+from . import client, flow, graph
 from .metadata import MetadataError, ProviderMetadata, get_metadata
 from .tokens import (
     TokenError,
@@ -161,8 +164,12 @@ def _complete(
         claims = client.merge_userinfo(metadata, access_token, claims)
     check_hosted_domain(connector, claims)
     refresh_token = tokens.get("refresh_token")
+    # Entra's group overage: Graph names the groups (a network call, outside any transaction).
+    person = graph.resolve_group_overage(
+        connector, person_from_claims(connector, claims), access_token
+    )
     return VerifiedSignIn(
-        person=person_from_claims(connector, claims),
+        person=person,
         idp_session=idp_session_from(
             claims, id_token, refresh_token=refresh_token if isinstance(refresh_token, str) else ""
         ),
@@ -176,17 +183,46 @@ def _checked_id_token(
     connector: Connector, metadata: ProviderMetadata, id_token: str, *, nonce: str
 ) -> dict[str, Any]:
     try:
-        return check_id_token(
+        claims = check_id_token(
             id_token,
             provider=connector.provider,
             metadata=metadata,
             client_id=connector.client_id,
             nonce=nonce,
-            allowed_tenants=connector.allowed_tenant_ids,
+            allowed_tenants=token_tenants(connector),
         )
     except TokenError as exc:
         logger.warning("ID token from connector %s refused: %s", connector.slug, exc)
         raise SignInError("invalid_token", str(exc)) from exc
+    if personal_account_refused(connector, claims):
+        raise SignInError(
+            "personal_account",
+            f"A personal Microsoft account; connector {connector.slug} does not allow them.",
+        )
+    return claims
+
+
+def token_tenants(connector: Connector) -> set[str]:
+    """The tenants whose tokens the token checks let through (empty: any).
+
+    The connector's allow-list plus the personal accounts' tenant, so that a personal
+    account is refused (or let in) by ``personal_account_refused`` alone, with a page
+    of its own, whatever the allow-list says.
+    """
+    tenants = connector.allowed_tenant_ids
+    return tenants | {providers.MICROSOFT_PERSONAL_TENANT} if tenants else tenants
+
+
+def personal_account_refused(connector: Connector, claims: Mapping[str, Any]) -> bool:
+    """A personal Microsoft account signs in only where ``allow_personal_accounts`` is on.
+
+    Whatever the issuer (``common``, ``consumers``, even the personal accounts' own
+    tenant) and the tenant allow-list: naming the tenant there is not enough.
+    """
+    return (
+        providers.is_personal_microsoft_account(connector.provider, claims)
+        and not connector.allow_personal_accounts
+    )
 
 
 def check_hosted_domain(connector: Connector, claims: Mapping[str, Any]) -> None:
@@ -208,26 +244,97 @@ def check_hosted_domain(connector: Connector, claims: Mapping[str, Any]) -> None
 
 
 def person_from_claims(connector: Connector, claims: Mapping[str, Any]) -> VerifiedPerson:
-    """The protocol-neutral person a checked ID token (plus userinfo) describes."""
+    """The protocol-neutral person a checked ID token (plus userinfo) describes.
+
+    The connector's ``claim_mapping`` names the claims of the username, email and
+    names (by default: none, a username is derived; ``email``; ``given_name``;
+    ``family_name``). Which email, and whether it is vouched for: ``email_of``.
+    """
     issuer, subject = providers.identity_key(connector.provider, claims)
-    email = claims.get("email")
+    mapping = claim_mapping(connector)
+    email, email_verified = email_of(connector, claims, mapping.get("email", "email"))
+    username = _label(claims, mapping["username"]) if "username" in mapping else None
     return VerifiedPerson(
         connector=connector,
         issuer=issuer,
         subject=subject,
         claims=claims,
-        email=email if isinstance(email, str) else None,
-        email_verified=providers.email_is_verified(connector.provider, claims),
-        given_name=_text(claims, "given_name"),
-        family_name=_text(claims, "family_name"),
+        email=email,
+        email_verified=email_verified,
+        given_name=_text(claims, mapping.get("first_name", "given_name")),
+        family_name=_text(claims, mapping.get("last_name", "family_name")),
         tenant_id=str(claims.get("tid", ""))[:64],
         groups=_groups(claims),
+        username=_readable_principal(username),
+        login_name=_readable_principal(_text(claims, "preferred_username")),
+        personal_account=providers.is_personal_microsoft_account(connector.provider, claims),
     )
+
+
+def claim_mapping(connector: Connector) -> dict[str, str]:
+    """The connector's ``claim_mapping``: user field → claim name, well-formed entries only."""
+    mapping = connector.claim_mapping if isinstance(connector.claim_mapping, dict) else {}
+    return {
+        field: claim
+        for field, claim in mapping.items()
+        if field in CLAIM_MAPPING_FIELDS and isinstance(claim, str) and claim
+    }
+
+
+def email_of(
+    connector: Connector, claims: Mapping[str, Any], claim: str = "email"
+) -> tuple[str | None, bool]:
+    """The person's email, and whether the IdP vouches for it (links, SCIM matching).
+
+    1. The ``email`` claim, as the IdP sent it, vouched for when the IdP verified it
+       (``email_verified``, Entra's ``xms_edov``). When ``claim_mapping`` names
+       another claim for the email, that claim instead, if it looks like an email
+       and is no B2B guest's ``#EXT#`` UPN; never vouched for: no IdP verified it.
+    2. Else, when the connector trusts ``preferred_username``: that, if it looks
+       like an email and is no ``#EXT#`` UPN; never vouched for either.
+
+    An email that is not vouched for is stored only by ``accounts``' domain rule.
+    """
+    value = claims.get(claim)
+    if claim == "email":
+        if isinstance(value, str) and value:
+            return value, providers.email_is_verified(connector.provider, claims)
+    elif _email_like(value):
+        return str(value).strip(), False
+    fallback = claims.get("preferred_username")
+    if connector.trust_preferred_username and _email_like(fallback):
+        return str(fallback).strip(), False
+    return None, False
+
+
+def _email_like(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and domain_of_email(value) is not None
+        and not providers.is_guest_principal_name(value)
+    )
+
+
+def _readable_principal(value: str | None) -> str | None:
+    """A B2B guest's home address for their ``#EXT#`` UPN; other values as they are."""
+    if value and providers.is_guest_principal_name(value):
+        return providers.guest_home_address(value)
+    return value
 
 
 def _text(claims: Mapping[str, Any], name: str) -> str | None:
     value = claims.get(name)
     return value if isinstance(value, str) else None
+
+
+def _label(claims: Mapping[str, Any], name: str) -> str | None:
+    """A claim as text for a username: a string, or a number (an employee ID)."""
+    value = claims.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
 
 
 def _groups(claims: Mapping[str, Any]) -> frozenset[str] | None:
@@ -283,7 +390,7 @@ def verify_logout_token(connector: Connector, token: str) -> IdPSession:
         provider=connector.provider,
         metadata=get_metadata(connector),
         client_id=connector.client_id,
-        allowed_tenants=connector.allowed_tenant_ids,
+        allowed_tenants=token_tenants(connector),
     )
     refuse_replayed_logout_token(claims, scope=str(connector.pk))
     sid, sub = claims.get("sid"), claims.get("sub")
@@ -331,17 +438,19 @@ def refresh_session(connector: Connector, refresh_token: str, *, subject: str) -
     id_token = answer.get("id_token")
     if isinstance(id_token, str):
         try:
-            check_refreshed_id_token(
+            claims = check_refreshed_id_token(
                 id_token,
                 provider=connector.provider,
                 metadata=metadata,
                 client_id=connector.client_id,
                 subject=subject,
-                allowed_tenants=connector.allowed_tenant_ids,
+                allowed_tenants=token_tenants(connector),
             )
         except TokenError as exc:
             if exc.code == "other_subject":
                 raise client.GrantRevoked(str(exc)) from exc
             raise RevalidationUnavailable(f"refreshed ID token: {exc}") from exc
+        if personal_account_refused(connector, claims):
+            raise client.GrantRevoked("A personal Microsoft account, no longer allowed.")
     new_token = answer.get("refresh_token")
     return new_token if isinstance(new_token, str) and new_token else refresh_token
