@@ -161,6 +161,19 @@ def _identity(person: VerifiedPerson) -> Identity | None:
     )
 
 
+def known_user(person: VerifiedPerson) -> Any:
+    """The active user ``person`` already is, by identity alone; ``None`` otherwise.
+
+    For callers that must not write (an API request per call): no linking, no
+    creating, no profile refresh. The person's connector must be the identity's.
+    """
+    found = _identity(person)
+    if found is None or found.connector_id != person.connector.pk:
+        return None
+    user = found.user
+    return user if getattr(user, "is_active", True) else None
+
+
 def _usable(hooks: AccountHooks, user: Any) -> Any:
     if not hooks.user_can_authenticate(user):
         raise SignInError("inactive", f"User {user.pk} is inactive.")

@@ -85,6 +85,7 @@ class Connector(models.Model):
         _("issuer"),
         max_length=500,
         blank=True,
+        db_index=True,  # API tokens find their connector by issuer (api.connectors)
         help_text=_(
             "The issuer URL without /.well-known/openid-configuration, e.g. "
             "https://login.microsoftonline.com/TENANT-ID/v2.0. For SAML: filled in from the "
@@ -230,6 +231,24 @@ class Connector(models.Model):
         default=list,
         blank=True,
         help_text=_("Claim values that make a person a superuser. Refreshed at every sign-in."),
+    )
+    api_audiences = models.JSONField(
+        _("API audiences"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Access tokens for this site's API are accepted from this connector's IdP when "
+            "their audience is one of these, e.g. api://<application ID> and the application "
+            "ID itself. Empty: no API access through this connector."
+        ),
+    )
+    accept_v1_tokens = models.BooleanField(
+        _("accept Entra v1 access tokens"),
+        default=False,
+        help_text=_(
+            "Also accept access tokens issued by https://sts.windows.net/<tenant>/ (APIs "
+            "whose app registration has accessTokenAcceptedVersion 1 or null)."
+        ),
     )
     use_userinfo = models.BooleanField(
         _("call the userinfo endpoint"),
@@ -401,6 +420,9 @@ class Connector(models.Model):
                 "Enter a JSON object whose keys are among username, email, first_name and "
                 'last_name and whose values are claim names, e.g. {"email": "upn"}.'
             )
+        audiences = self.api_audiences
+        if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
+            errors["api_audiences"] = _('Enter a list of audiences, e.g. ["api://9f2b…", "9f2b…"].')
         for name in ("staff_values", "superuser_values"):
             values = getattr(self, name)
             if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):

@@ -151,6 +151,26 @@ def guest_home_address(upn: str) -> str | None:
     return f"{local}@{domain}" if sep and local and domain else (home or None)
 
 
+def access_token_issuer_matches(
+    provider: str, discovered_issuer: str, claims: Mapping[str, Any], *, accept_v1: bool
+) -> bool:
+    """Is an access token's ``iss`` the connector's (Entra templates, and v1 when accepted)?"""
+    iss = claims.get("iss")
+    if not isinstance(iss, str):
+        return False
+    expected = expected_token_issuer(provider, discovered_issuer, claims)
+    if expected is not None and iss == expected:
+        return True
+    if provider != ENTRA_ID or not accept_v1 or not is_guid(claims.get("tid")):
+        return False
+    tid = str(claims["tid"]).lower()
+    # v1 access tokens: sts.windows.net, for the token's own tenant, which the connector's
+    # issuer must be (or, for multi-tenant connectors, the allow-list checks it).
+    if iss != f"https://sts.windows.net/{tid}/":
+        return False
+    return ENTRA_TENANT_PLACEHOLDER in discovered_issuer or tid in discovered_issuer.lower()
+
+
 def email_is_verified(provider: str, claims: Mapping[str, Any]) -> bool:
     """Does the IdP vouch for the ``email`` claim?"""
     if claims.get("email_verified") is True or claims.get("email_verified") == "true":

@@ -19,3 +19,14 @@ urlpatterns = [
     path("private/", login_required(home), name="private"),
     path("", home, name="root"),
 ]
+
+try:  # the API endpoints need the drf and ninja extras (in the test extra)
+    from tests import api_views
+
+    urlpatterns += [
+        path("api/plain/books/", api_views.plain_books),
+        path("api/drf/books/", api_views.DRFBooks.as_view()),
+        path("api/ninja/", api_views.ninja_api.urls),
+    ]
+except ImportError:  # pragma: no cover - tests/test_api.py says what is missing
+    pass

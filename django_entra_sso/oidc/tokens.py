@@ -72,7 +72,8 @@ def read_header(token: Any) -> dict[str, Any]:
     return header
 
 
-def _verify_signature(token: str, metadata: ProviderMetadata, *, leeway: int) -> dict[str, Any]:
+def verify_signature(token: str, metadata: ProviderMetadata, *, leeway: int) -> dict[str, Any]:
+    """The claims of a JWT signed by one of the provider's keys, unexpired; else ``TokenError``."""
     header = read_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in app_settings.ALLOWED_ALGORITHMS:
@@ -177,7 +178,7 @@ def _verify(
 ) -> dict[str, Any]:
     """What ID tokens and logout tokens share: signature, iss, tenant, aud, azp, iat."""
     leeway = app_settings.CLOCK_LEEWAY
-    claims = _verify_signature(token, metadata, leeway=leeway)
+    claims = verify_signature(token, metadata, leeway=leeway)
     _check_common(
         claims,
         provider=provider,

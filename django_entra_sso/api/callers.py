@@ -1,0 +1,87 @@
+"""Who is calling with an access token: a Django user, or an application.
+
+A delegated token (a person signed in to an app that calls the API) is the same
+Django user a browser sign-in of that person reaches: the accounts layer keys both
+by the identity (Entra: tenant + object ID; elsewhere issuer + ``sub``). Known
+people cost one indexed query and no write. Someone unknown is refused, unless the
+connector creates users: then the accounts rules run once, as at a first sign-in.
+
+An application token (client credentials) has no user: it is an
+``ApplicationPrincipal`` with its roles, never a Django user, so no user permission,
+staff flag or session ever applies to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from .. import accounts, providers
+from ..errors import SignInError
+from ..oidc.adapter import person_from_claims
+from .tokens import AccessToken, AccessTokenError
+
+
+class ApplicationPrincipal:
+    """An application calling for itself. Authenticated, but no user and no permissions."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, token: AccessToken) -> None:
+        self.token = token
+        self.client_id = token.client_id
+        self.roles = token.roles
+        self.connector = token.connector
+
+    def get_username(self) -> str:
+        return f"app:{self.client_id}"
+
+    def __str__(self) -> str:
+        return f"application {self.client_id} ({self.connector.slug})"
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return False
+
+    def has_perms(self, perms: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return False
+
+
+def _identity_claims(token: AccessToken) -> dict[str, Any]:
+    claims = dict(token.claims)
+    tid = str(claims.get("tid", ""))
+    if token.connector.provider == providers.ENTRA_ID and claims.get("iss") == (
+        f"https://sts.windows.net/{tid}/"
+    ):
+        # v1 tokens: the same person as the v2.0 issuer's sign-ins.
+        claims["iss"] = providers.entra_issuer_for_tenant(tid)
+    return claims
+
+
+def caller_for(token: AccessToken) -> Any:
+    """The user (or application) ``token`` speaks for; ``AccessTokenError`` if nobody."""
+    if token.is_application:
+        return ApplicationPrincipal(token)
+    try:
+        person = person_from_claims(token.connector, _identity_claims(token))
+    except (KeyError, TypeError) as exc:
+        raise AccessTokenError("invalid_token", f"no subject: {exc!r}") from exc
+    user = accounts.known_user(person)
+    if user is not None:
+        return user
+    if not token.connector.create_users:
+        raise AccessTokenError("invalid_token", f"{token.connector.slug}: an unknown person")
+    try:
+        with transaction.atomic():
+            return accounts.user_for(person)
+    except SignInError as exc:
+        raise AccessTokenError("invalid_token", f"{token.connector.slug}: {exc}") from exc

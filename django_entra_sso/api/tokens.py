@@ -1,0 +1,151 @@
+"""Access tokens for this site's API: which connector issued one, and whether it holds.
+
+A bearer token is a JWT from a customer's IdP. Its ``iss`` names the connector
+(``connectors``); the signature is checked with that connector's cached JWKS
+(the sign-in's cache and refresh rules: no network call per request in steady
+state); the algorithm must be allowed; ``aud`` must be one of the connector's
+API audiences; ``exp``/``nbf``/``iat`` hold with the clock leeway; an Entra
+multi-tenant connector's tenant allow-list and personal-account rule apply as
+at sign-in. An ID token is not an access token: one that carries a ``nonce``,
+``at_hash`` or ``c_hash``, or says ``typ`` ``id_token``, is refused.
+
+Failures raise ``AccessTokenError`` with RFC 6750's ``error`` and a reason for the
+log; the response never says more than the error code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import providers
+from ..conf import app_settings
+from ..models import Connector
+from ..oidc.adapter import personal_account_refused
+from ..oidc.metadata import MetadataError, get_metadata
+from ..oidc.tokens import TokenError, read_header, verify_signature
+from .connectors import connector_for_token
+
+logger = logging.getLogger(__name__)
+
+#: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11).
+ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
+ACCESS_TOKEN_TYPES = frozenset({"", "jwt", "at+jwt", "application/at+jwt", "application/jwt"})
+
+
+class AccessTokenError(Exception):
+    """RFC 6750 §3.1: ``invalid_token`` (401), ``insufficient_scope`` (403),
+    ``temporarily_unavailable`` (503, the IdP's keys could not be had)."""
+
+    def __init__(self, error: str, reason: str):
+        super().__init__(reason)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A checked access token: ``request.auth`` in DRF, Ninja and the decorator."""
+
+    connector: Connector
+    claims: Mapping[str, Any] = field(repr=False)
+    #: Delegated permissions (``scp``; ``scope`` at IdPs that use RFC 9068's name).
+    scopes: frozenset[str] = frozenset()
+    #: App roles (``roles``): an application's, or the signed-in user's.
+    roles: frozenset[str] = frozenset()
+    #: Client credentials: no user, an application acting for itself.
+    is_application: bool = False
+
+    @property
+    def client_id(self) -> str:
+        """The calling application (Entra ``azp``/``appid``, RFC 9068 ``client_id``)."""
+        for name in ("azp", "appid", "client_id"):
+            value = self.claims.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    @property
+    def tenant_id(self) -> str:
+        return str(self.claims.get("tid", ""))
+
+
+def _values(claims: Mapping[str, Any], *names: str) -> frozenset[str]:
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str):
+            return frozenset(value.split())
+        if isinstance(value, list):
+            return frozenset(str(v) for v in value if isinstance(v, (str, int)))
+    return frozenset()
+
+
+def is_application_token(connector: Connector, claims: Mapping[str, Any]) -> bool:
+    """Client credentials (no user)? Entra: no ``scp``. Elsewhere (RFC 9068 §2.2): ``sub``
+    is the client's own ID."""
+    if connector.provider == providers.ENTRA_ID:
+        return "scp" not in claims
+    sub = claims.get("sub")
+    return isinstance(sub, str) and sub in {
+        claims.get("client_id"),
+        claims.get("azp"),
+        claims.get("appid"),
+    }
+
+
+def check_access_token(token: str) -> AccessToken:
+    """The checked access token, or ``AccessTokenError``."""
+    try:
+        header = read_header(token)
+    except TokenError as exc:
+        raise AccessTokenError("invalid_token", str(exc)) from exc
+    typ = str(header.get("typ", "")).lower()
+    if typ not in ACCESS_TOKEN_TYPES:
+        raise AccessTokenError("invalid_token", f"A token of type {typ!r} is no access token.")
+    connector = connector_for_token(token)
+    if connector is None:
+        raise AccessTokenError("invalid_token", "No connector accepts tokens of this issuer.")
+    try:
+        metadata = get_metadata(connector)
+        claims = verify_signature(token, metadata, leeway=app_settings.CLOCK_LEEWAY)
+    except MetadataError as exc:
+        raise AccessTokenError("temporarily_unavailable", f"{connector.slug}: {exc}") from exc
+    except TokenError as exc:
+        raise AccessTokenError("invalid_token", f"{connector.slug}: {exc}") from exc
+    _check_claims(connector, metadata.issuer, claims)
+    return AccessToken(
+        connector=connector,
+        claims=claims,
+        scopes=_values(claims, "scp", "scope"),
+        roles=_values(claims, "roles"),
+        is_application=is_application_token(connector, claims),
+    )
+
+
+def _check_claims(connector: Connector, discovered_issuer: str, claims: Mapping[str, Any]) -> None:
+    refuse = f"{connector.slug}: "
+    found = [name for name in ID_TOKEN_CLAIMS if name in claims]
+    if found:
+        raise AccessTokenError(
+            "invalid_token", refuse + f"an ID token ({found[0]}), not an access token"
+        )
+    if not providers.access_token_issuer_matches(
+        connector.provider, discovered_issuer, claims, accept_v1=connector.accept_v1_tokens
+    ):
+        raise AccessTokenError("invalid_token", refuse + f"issuer {claims.get('iss')!r}")
+    tenants = connector.allowed_tenant_ids
+    tid = str(claims.get("tid", "")).lower()
+    if providers.is_personal_microsoft_account(connector.provider, claims):
+        if personal_account_refused(connector, claims):
+            raise AccessTokenError("invalid_token", refuse + "a personal Microsoft account")
+    elif tenants and tid not in tenants:
+        raise AccessTokenError("invalid_token", refuse + f"tenant {tid!r} is not allowed")
+    elif connector.is_multi_tenant and not tenants and not connector.allow_any_tenant:
+        raise AccessTokenError("invalid_token", refuse + "multi-tenant without an allow-list")
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or not set(audiences) & set(connector.api_audiences or []):
+        raise AccessTokenError("invalid_token", refuse + f"audience {audience!r} is not an API's")
+    if "exp" not in claims:
+        raise AccessTokenError("invalid_token", refuse + "no exp")

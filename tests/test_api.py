@@ -1,0 +1,340 @@
+"""Bearer access tokens for the site's API: plain views, Django REST framework, Django Ninja.
+
+Access tokens are minted with the fake IdP's own signing keys (``FakeIdP.sign``), so the
+app checks them exactly as it would a real IdP's: discovery and JWKS from the fake IdP,
+cached.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from django_entra_sso.api import connectors
+from django_entra_sso.models import Connector, Identity
+from django_entra_sso.providers import access_token_issuer_matches
+from tests.fakeidp import FakeIdP, new_rsa_key
+from tests.helpers import SignIn, make_connector
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+API = "api://books"
+ENDPOINTS = ["/api/plain/books/", "/api/drf/books/", "/api/ninja/books"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def books(fake_idp: FakeIdP) -> Connector:
+    """Contoso's connector, accepting access tokens for the books API."""
+    return make_connector(
+        fake_idp, "contoso", domain="contoso.com", api_audiences=[API, "books-app"]
+    )
+
+
+def token(idp: FakeIdP, **claims: Any) -> str:
+    now = int(time.time())
+    values: dict[str, Any] = {
+        "iss": idp.issuer,
+        "aud": API,
+        "sub": "subject-alice",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "scp": "Books.Read",
+        "azp": "spa-client",
+        **claims,
+    }
+    return idp.sign({k: v for k, v in values.items() if v is not None})
+
+
+def app_token(idp: FakeIdP, **claims: Any) -> str:
+    """Client credentials: the client's own ``sub``, roles, no ``scp``."""
+    values: dict[str, Any] = {
+        "sub": "daemon",
+        "client_id": "daemon",
+        "azp": None,
+        "scp": None,
+        "roles": ["Books.Read.All"],
+        **claims,
+    }
+    return token(idp, **values)
+
+
+def call(client: Client, path: str, bearer: str | None) -> Any:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {bearer}"} if bearer is not None else {}
+    return client.get(path, **headers)
+
+
+@pytest.fixture
+def alice(client: Client, fake_idp: FakeIdP, books: Connector) -> Any:
+    """Alice, signed in once through the browser: her identity exists."""
+    assert SignIn(client, fake_idp)().status_code == 302
+    client.logout()
+    return Identity.objects.get().user
+
+
+# -- who is calling -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_delegated_token_is_the_same_user_as_the_browser_sign_in(
+    client: Client, fake_idp: FakeIdP, alice: Any, path: str
+) -> None:
+    response = call(client, path, token(fake_idp))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["kind"], body["pk"], body["scopes"]) == ("user", alice.pk, ["Books.Read"])
+    assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_application_token_is_an_application_never_a_user(
+    client: Client, fake_idp: FakeIdP, books: Connector, path: str
+) -> None:
+    response = call(client, path, app_token(fake_idp))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["kind"], body["caller"], body["pk"]) == ("application", "app:daemon", None)
+    assert not User.objects.exists()
+
+
+def test_an_unknown_person_is_refused_unless_the_connector_creates_users(
+    client: Client, fake_idp: FakeIdP, books: Connector
+) -> None:
+    books.create_users = False
+    books.save()
+    refused = call(client, ENDPOINTS[0], token(fake_idp, sub="bob", email="bob@contoso.com"))
+    assert refused.status_code == 401 and not User.objects.exists()
+    books.create_users = True
+    books.save()
+    for _ in range(2):
+        assert (
+            call(
+                client, ENDPOINTS[0], token(fake_idp, sub="bob", email="bob@contoso.com")
+            ).status_code
+            == 200
+        )
+    assert User.objects.count() == 1 and Identity.objects.get().subject == "bob"
+
+
+def test_an_inactive_user_is_refused(client: Client, fake_idp: FakeIdP, alice: Any) -> None:
+    alice.is_active = False
+    alice.save()
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 401
+
+
+# -- what is checked ------------------------------------------------------------------------
+
+
+def _other_key_token(idp: FakeIdP) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": idp.issuer,
+        "aud": API,
+        "sub": "x",
+        "iat": now,
+        "exp": now + 60,
+        "scp": "Books.Read",
+    }
+    return jwt.encode(claims, new_rsa_key(), algorithm="RS256", headers={"kid": "key-1"})
+
+
+BAD_TOKENS = {
+    "garbage": lambda idp: "not-a-jwt",
+    "other-key": _other_key_token,
+    "expired": lambda idp: token(idp, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+    "not-yet-valid": lambda idp: token(idp, nbf=int(time.time()) + 3600),
+    "wrong-audience": lambda idp: token(idp, aud="api://another-api"),
+    "client-id-audience-of-another-app": lambda idp: token(idp, aud="test-client"),
+    "unknown-issuer": lambda idp: token(idp, iss="https://evil.example"),
+    "id-token-nonce": lambda idp: token(idp, nonce="n-0S6_WzA2Mj"),
+    "id-token-at-hash": lambda idp: token(idp, at_hash="x"),
+    "hs256": lambda idp: jwt.encode(
+        {"iss": idp.issuer, "aud": API}, "a-shared-secret-of-thirty-two-bytes!", algorithm="HS256"
+    ),
+    "alg-none": lambda idp: jwt.encode({"iss": idp.issuer, "aud": API}, None, algorithm="none"),
+    "no-exp": lambda idp: token(idp, exp=None),
+}
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+def test_a_bad_token_is_401_invalid_token_with_no_reason_given(
+    client: Client, fake_idp: FakeIdP, alice: Any, path: str, kind: str
+) -> None:
+    response = call(client, path, BAD_TOKENS[kind](fake_idp))
+    assert response.status_code == 401, response.content
+    if "ninja" not in path:  # Ninja answers its own 401 body
+        assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert response.json() in ({"error": "invalid_token"}, {"detail": "invalid_token"})
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_no_token_is_401(client: Client, books: Connector, path: str) -> None:
+    response = call(client, path, None)
+    assert response.status_code == 401
+    if "ninja" not in path:
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    "claims",
+    [{"scp": "Books.Write"}, {"scp": None, "roles": ["Books.Read.All"], "azp": None}],
+    ids=["delegated-without-the-scope", "application-role-on-a-delegated-token"],
+)
+def test_a_token_without_the_scope_is_403_insufficient_scope(
+    client: Client, fake_idp: FakeIdP, alice: Any, path: str, claims: dict[str, Any]
+) -> None:
+    response = call(client, path, token(fake_idp, **claims))
+    assert response.status_code in (403, 401), response.content
+    if claims.get("scp"):
+        assert response.status_code == 403
+        if "ninja" not in path:
+            assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_application_without_the_role_is_403(
+    client: Client, fake_idp: FakeIdP, books: Connector, path: str
+) -> None:
+    response = call(client, path, app_token(fake_idp, roles=["Books.Write.All"]))
+    assert response.status_code == 403
+
+
+def test_a_disabled_connector_or_one_without_api_audiences_takes_no_token(
+    client: Client, fake_idp: FakeIdP, alice: Any, books: Connector
+) -> None:
+    books.enabled = False
+    books.save()
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 401
+    cache.clear()
+    books.enabled, books.api_audiences = True, []
+    books.save()
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 401
+
+
+def test_a_new_signing_key_is_fetched_once(client: Client, fake_idp: FakeIdP, alice: Any) -> None:
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 200
+    fake_idp.rotate_keys()
+    before = fake_idp.calls["/jwks"]
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 200
+    assert fake_idp.calls["/jwks"] == before + 1
+
+
+def test_steady_state_costs_no_network_call_and_few_queries(
+    client: Client, fake_idp: FakeIdP, alice: Any
+) -> None:
+    bearer = token(fake_idp)
+    assert call(client, ENDPOINTS[0], bearer).status_code == 200
+    calls = sum(fake_idp.calls.values())
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            assert call(client, ENDPOINTS[0], bearer).status_code == 200
+    assert sum(fake_idp.calls.values()) == calls  # no discovery, JWKS or userinfo per call
+    # Per request: the connector by its cached pk, and the identity with its user.
+    assert len(queries) <= 5 * 2, [q["sql"] for q in queries]
+
+
+def test_the_connector_is_found_by_issuer_in_one_query_then_from_the_cache(
+    fake_idp: FakeIdP, books: Connector
+) -> None:
+    bearer = token(fake_idp)
+    with CaptureQueriesContext(connection) as first:
+        assert connectors.connector_for_token(bearer) == books
+    assert len(first) == 1 and '"issuer" IN' in first[0]["sql"]
+    with CaptureQueriesContext(connection) as second:
+        assert connectors.connector_for_token(bearer) == books
+    assert len(second) == 1 and '"id" =' in second[0]["sql"]  # the cached pk
+
+
+def test_two_connectors_of_one_issuer_take_no_tokens(fake_idp: FakeIdP, books: Connector) -> None:
+    make_connector(fake_idp, "contoso-two", api_audiences=[API])
+    assert connectors.connector_for_token(token(fake_idp)) is None
+
+
+# -- Entra issuers ----------------------------------------------------------------------------
+
+
+TID = "5f2a0c1e-7b3d-4e8f-9a6b-1c2d3e4f5a6b"
+
+
+def test_entra_v1_issuers_only_when_the_connector_accepts_them() -> None:
+    claims = {"iss": f"https://sts.windows.net/{TID}/", "tid": TID}
+    discovered = f"https://login.microsoftonline.com/{TID}/v2.0"
+    assert not access_token_issuer_matches("entra_id", discovered, claims, accept_v1=False)
+    assert access_token_issuer_matches("entra_id", discovered, claims, accept_v1=True)
+    other = f"https://login.microsoftonline.com/{'0' * 8}-0000-0000-0000-000000000000/v2.0"
+    assert not access_token_issuer_matches("entra_id", other, claims, accept_v1=True)
+    assert not access_token_issuer_matches("okta", discovered, claims, accept_v1=True)
+
+
+def test_entra_tenant_tokens_find_the_tenants_or_the_multi_tenant_connector() -> None:
+    def body(iss: str) -> str:
+        import base64
+        import json
+
+        payload = base64.urlsafe_b64encode(json.dumps({"iss": iss}).encode()).rstrip(b"=").decode()
+        return f"e30.{payload}.sig"
+
+    common = Connector.objects.create(
+        slug="common", name="C", provider="entra_id", client_id="x",
+        issuer="https://login.microsoftonline.com/organizations/v2.0", api_audiences=[API],
+    )  # fmt: skip
+    v2 = f"https://login.microsoftonline.com/{TID}/v2.0"
+    assert connectors.connector_for_token(body(v2)) == common
+    own = Connector.objects.create(
+        slug="own", name="O", provider="entra_id", client_id="x", issuer=v2, api_audiences=[API]
+    )
+    cache.clear()
+    assert connectors.connector_for_token(body(v2)) == own  # the tenant's own wins
+    cache.clear()
+    assert connectors.connector_for_token(body(f"https://sts.windows.net/{TID}/")) is None
+    own.accept_v1_tokens = True
+    own.save()
+    cache.clear()
+    assert connectors.connector_for_token(body(f"https://sts.windows.net/{TID}/")) == own
+
+
+# -- the integrations ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["BearerTokenAuthentication", "NinjaBearerAuth"])
+def test_importing_an_integration_without_its_package_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import django_entra_sso.api as api
+
+    package = {"BearerTokenAuthentication": "rest_framework", "NinjaBearerAuth": "ninja"}[name]
+    here = {"rest_framework": "drf", "ninja": "ninja"}[package]
+    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        monkeypatch.setitem(sys.modules, loaded, None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, f"django_entra_sso.api.{here}", raising=False)
+    with pytest.raises(ImportError, match="pip install 'django-entra-sso"):
+        getattr(api, name)
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a b", "bearer  x y"])
+def test_a_garbled_bearer_header_is_400_or_401_never_500(
+    client: Client, books: Connector, header: str
+) -> None:
+    for path in ENDPOINTS:
+        response = client.get(path, HTTP_AUTHORIZATION=header)
+        assert response.status_code in (400, 401), (path, header, response.status_code)
