@@ -105,6 +105,10 @@ class ConnectorAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("API access tokens"),
+            {"fields": ("api_audiences", "accept_v1_tokens")},
+        ),
+        (
             _("Leavers: session lifetime"),
             {"fields": ("revalidate_after", "max_session_age")},
         ),

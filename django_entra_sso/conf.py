@@ -183,5 +183,10 @@ class AppSettings:
         """
         return str(self._get("GRAPH_URL", "https://graph.microsoft.com")).rstrip("/")
 
+    @property
+    def INTROSPECTION_CACHE_TTL(self) -> int:
+        """Seconds an introspection answer (RFC 7662) is reused; never past the token's exp."""
+        return int(self._get("INTROSPECTION_CACHE_TTL", 60))
+
 
 app_settings = AppSettings()

@@ -163,6 +163,14 @@ class ConnectorForm(forms.ModelForm):
             "never change who is a superuser."
         ),
     )
+    api_audiences = ValueListField(
+        label=capfirst(_("API audiences")),
+        required=False,
+        help_text=_(
+            "One per line: the audiences of access tokens this site's API accepts from this "
+            "connector's IdP, e.g. api://<application ID> and the application ID. Empty: none."
+        ),
+    )
     claim_mapping = forms.JSONField(
         label=capfirst(_("claim mapping")),
         required=False,
@@ -218,6 +226,8 @@ class ConnectorForm(forms.ModelForm):
             "trust_preferred_username",
             "staff_values",
             "superuser_values",
+            "api_audiences",
+            "accept_v1_tokens",
         ]
 
     def clean_saml_attribute_map(self) -> Any:

@@ -250,6 +250,15 @@ class Connector(models.Model):
             "whose app registration has accessTokenAcceptedVersion 1 or null)."
         ),
     )
+    introspect_tokens = models.BooleanField(
+        _("introspect opaque access tokens"),
+        default=False,
+        help_text=_(
+            "Check access tokens that are not JWTs at the IdP's introspection endpoint (RFC "
+            "7662), with this connector's client credentials; answers are cached briefly. "
+            "Only one connector may do this."
+        ),
+    )
     use_userinfo = models.BooleanField(
         _("call the userinfo endpoint"),
         default=False,

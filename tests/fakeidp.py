@@ -103,6 +103,8 @@ class FakeIdP:
         self.client_public_keys: list[Any] = []
         self.client_assertion_algorithms = ["RS256", "PS256"]
         self.seen_assertion_ids: set[str] = set()
+        # RFC 7662 introspection: opaque access token -> what the IdP says of it.
+        self.opaque_tokens: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -124,6 +126,7 @@ class FakeIdP:
             "issuer": self.issuer_override or base,
             "authorization_endpoint": f"{base}/authorize",
             "token_endpoint": f"{base}/token",
+            "introspection_endpoint": f"{base}/introspect",
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/jwks",
             "end_session_endpoint": f"{base}/logout",
@@ -254,6 +257,17 @@ class FakeIdP:
             answer["refresh_token"] = self._new_refresh_token(grant)
         return 200, answer
 
+    def _introspect(self, form: dict[str, str], headers: Any) -> tuple[int, dict[str, Any]]:
+        """RFC 7662: what ``opaque_tokens`` says of the token, for an authenticated client."""
+        auth = headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return 401, {"error": "invalid_client"}
+        raw_id, _, raw_secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if (unquote_plus(raw_id), unquote_plus(raw_secret)) != (self.client_id, self.client_secret):
+            return 401, {"error": "invalid_client"}
+        answer = self.opaque_tokens.get(form.get("token", ""))
+        return 200, ({"active": True, **answer} if answer else {"active": False})
+
     def _check_client_assertion(self, form: dict[str, str]) -> str:
         """Why a ``private_key_jwt`` client assertion is refused, or ``""`` (RFC 7523 §3)."""
         if "private_key_jwt" not in self.auth_methods:
@@ -371,6 +385,9 @@ class FakeIdP:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 if path == "/token":
                     status, payload = idp._token(form, self.headers)
+                    self._send(status, payload)
+                elif path == "/introspect":
+                    status, payload = idp._introspect(form, self.headers)
                     self._send(status, payload)
                 else:
                     self._send(404, {"error": "not_found"})

@@ -338,3 +338,103 @@ def test_a_garbled_bearer_header_is_400_or_401_never_500(
     for path in ENDPOINTS:
         response = client.get(path, HTTP_AUTHORIZATION=header)
         assert response.status_code in (400, 401), (path, header, response.status_code)
+
+
+# -- setting it up --------------------------------------------------------------------------
+
+
+def test_the_cli_sets_the_api_audiences(fake_idp: FakeIdP) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    def add(*extra: str) -> None:
+        call_command(
+            "sso_connector", "add", "acme", "--issuer", fake_idp.issuer, "--client-id", "app",
+            "--client-secret", "s", *extra, stdout=StringIO(),
+        )  # fmt: skip
+
+    add("--api-audience", API, "--api-audience", "books-app")
+    assert Connector.objects.get().api_audiences == [API, "books-app"]
+    add()  # not given: kept
+    assert Connector.objects.get().api_audiences == [API, "books-app"]
+    add("--api-audience", "api://other")
+    assert Connector.objects.get().api_audiences == ["api://other"]
+
+
+def test_the_admin_takes_api_audiences_one_per_line(admin_client: Client) -> None:
+    from tests.test_admin import form_data
+
+    response = admin_client.post(
+        "/admin/django_entra_sso/connector/add/",
+        form_data(api_audiences=f"{API}\nbooks-app\n", accept_v1_tokens="on"),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    connector = Connector.objects.get()
+    assert connector.api_audiences == [API, "books-app"] and connector.accept_v1_tokens
+
+
+# -- opaque tokens: introspection (RFC 7662) ---------------------------------------------------
+
+
+@pytest.fixture
+def introspecting(fake_idp: FakeIdP, books: Connector) -> Connector:
+    books.introspect_tokens = True
+    books.save()
+    fake_idp.opaque_tokens["opaque-alice"] = {
+        "sub": "subject-alice",
+        "scope": "Books.Read",
+        "aud": API,
+        "client_id": "spa-client",
+        "exp": int(time.time()) + 600,
+    }
+    return books
+
+
+def test_an_opaque_token_is_introspected_once_per_window(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector
+) -> None:
+    for _ in range(3):
+        response = call(client, ENDPOINTS[1], "opaque-alice")
+        assert response.status_code == 200, response.content
+    assert response.json()["pk"] == alice.pk
+    assert fake_idp.calls["/introspect"] == 1
+    form = [r["form"] for r in fake_idp.received_token_requests]  # the token endpoint only
+    assert all("opaque-alice" not in str(f) for f in form)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, {"aud": "api://another"}, {"exp": int(time.time()) - 3600}],
+    ids=["inactive", "other-audience", "expired"],
+)
+def test_an_opaque_token_the_idp_does_not_vouch_for_is_401(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector, answer: Any
+) -> None:
+    if answer is None:
+        fake_idp.opaque_tokens.clear()
+    else:
+        fake_idp.opaque_tokens["opaque-alice"].update(answer)
+    assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
+
+
+def test_opaque_tokens_need_exactly_one_introspecting_connector(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector
+) -> None:
+    other = make_connector(fake_idp, "fabrikam", api_audiences=[API], introspect_tokens=True)
+    assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
+    assert fake_idp.calls["/introspect"] == 0  # never shown to an IdP that may not be its own
+    other.delete()
+    introspecting.introspect_tokens = False
+    introspecting.save()
+    assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
+
+
+def test_introspection_down_is_503_and_never_lets_in(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector
+) -> None:
+    from tests.fakeidp import Fault
+
+    fake_idp.faults["/introspect"] = Fault(status=500)
+    response = call(client, ENDPOINTS[0], "opaque-alice")
+    assert response.status_code == 503

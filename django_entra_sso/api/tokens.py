@@ -9,6 +9,9 @@ multi-tenant connector's tenant allow-list and personal-account rule apply as
 at sign-in. An ID token is not an access token: one that carries a ``nonce``,
 ``at_hash`` or ``c_hash``, or says ``typ`` ``id_token``, is refused.
 
+A token that is no JWT is opaque: it is asked of the one connector that introspects
+(``introspection``, RFC 7662), and must be active, for one of its API audiences, unexpired.
+
 Failures raise ``AccessTokenError`` with RFC 6750's ``error`` and a reason for the
 log; the response never says more than the error code.
 """
@@ -16,6 +19,7 @@ log; the response never says more than the error code.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +31,7 @@ from ..oidc.adapter import personal_account_refused
 from ..oidc.metadata import MetadataError, get_metadata
 from ..oidc.tokens import TokenError, read_header, verify_signature
 from .connectors import connector_for_token
+from .introspection import IntrospectionUnavailable, introspect, introspecting_connector
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +101,8 @@ def is_application_token(connector: Connector, claims: Mapping[str, Any]) -> boo
 
 def check_access_token(token: str) -> AccessToken:
     """The checked access token, or ``AccessTokenError``."""
+    if token.count(".") != 2:
+        return _check_opaque(token)
     try:
         header = read_header(token)
     except TokenError as exc:
@@ -119,6 +126,36 @@ def check_access_token(token: str) -> AccessToken:
         claims=claims,
         scopes=_values(claims, "scp", "scope"),
         roles=_values(claims, "roles"),
+        is_application=is_application_token(connector, claims),
+    )
+
+
+def _check_opaque(token: str) -> AccessToken:
+    """An opaque token, asked of the one connector that introspects (RFC 7662)."""
+    if not token or len(token) > 4096 or not token.isascii():
+        raise AccessTokenError("invalid_token", "not a token")
+    connector = introspecting_connector()
+    if connector is None:
+        raise AccessTokenError("invalid_token", "an opaque token, and no connector introspects")
+    try:
+        answer = introspect(connector, token)
+    except IntrospectionUnavailable as exc:
+        raise AccessTokenError("temporarily_unavailable", str(exc)) from exc
+    if answer.get("active") is not True:
+        raise AccessTokenError("invalid_token", f"{connector.slug}: inactive (introspection)")
+    audience = answer.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or not set(audiences) & set(connector.api_audiences):
+        raise AccessTokenError("invalid_token", f"{connector.slug}: audience {audience!r}")
+    exp = answer.get("exp")
+    if isinstance(exp, (int, float)) and exp < time.time() - app_settings.CLOCK_LEEWAY:
+        raise AccessTokenError("invalid_token", f"{connector.slug}: expired")
+    claims = {"iss": connector.issuer, **answer}
+    return AccessToken(
+        connector=connector,
+        claims=claims,
+        scopes=_values(answer, "scp", "scope"),
+        roles=_values(answer, "roles"),
         is_application=is_application_token(connector, claims),
     )
 

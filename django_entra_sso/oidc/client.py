@@ -31,12 +31,35 @@ logger = logging.getLogger(__name__)
 PROTECTED_CLAIMS = frozenset({"iss", "aud", "sub", "tid", "oid", "nonce", "exp", "iat", "azp"})
 
 
-@sensitive_variables("secret", "data", "headers", "pair")
+@sensitive_variables("data")
 def _token_request(
     connector: Connector, metadata: ProviderMetadata, data: dict[str, str]
 ) -> dict[str, Any]:
     """POST ``data`` to the token endpoint, authenticated as the client; raises
     ``SecretDecryptionError`` and ``ProviderHTTPError``."""
+    return authenticated_post(connector, metadata, metadata.token_endpoint, data)
+
+
+@sensitive_variables("token", "data")
+def introspect(connector: Connector, metadata: ProviderMetadata, token: str) -> dict[str, Any]:
+    """RFC 7662: what the IdP says of an opaque access token. Raises ``ProviderHTTPError``
+    (and ``SecretDecryptionError``); ``MetadataError`` is the caller's."""
+    endpoint = metadata.introspection_endpoint
+    if endpoint is None:
+        raise ProviderHTTPError(f"{connector.slug}: the provider names no introspection endpoint.")
+    data = {"token": token, "token_type_hint": "access_token"}
+    return authenticated_post(connector, metadata, endpoint, data)
+
+
+@sensitive_variables("secret", "data", "headers", "pair")
+def authenticated_post(
+    connector: Connector, metadata: ProviderMetadata, url: str, data: dict[str, str]
+) -> dict[str, Any]:
+    """POST ``data`` to one of the provider's endpoints, authenticated as the client.
+
+    A ``private_key_jwt`` assertion names the token endpoint as its audience, which
+    RFC 7523 §3 allows for every endpoint of the authorization server.
+    """
     data = dict(data)
     headers: dict[str, str] = {}
     method = client_auth_method(connector, metadata)
@@ -52,7 +75,7 @@ def _token_request(
     else:
         data["client_id"] = connector.client_id
         data["client_secret"] = connector.client_secret
-    return post_form(metadata.token_endpoint, data, headers=headers)
+    return post_form(url, data, headers=headers)
 
 
 def client_auth_method(connector: Connector, metadata: ProviderMetadata) -> str:

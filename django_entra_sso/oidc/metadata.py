@@ -39,6 +39,7 @@ ENDPOINT_FIELDS = (
     "jwks_uri",
     "userinfo_endpoint",
     "end_session_endpoint",
+    "introspection_endpoint",
 )
 
 
@@ -67,6 +68,12 @@ class ProviderMetadata:
         return list(
             self.raw.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         )
+
+    @property
+    def introspection_endpoint(self) -> str | None:
+        """RFC 7662 / RFC 8414: where opaque access tokens are checked (validated on parse)."""
+        value = self.raw.get("introspection_endpoint")
+        return value if isinstance(value, str) and value else None
 
     @property
     def iss_parameter_supported(self) -> bool:

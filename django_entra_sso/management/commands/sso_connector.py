@@ -105,6 +105,15 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="End sessions this long after sign-in (0: Django's expiry only).",
         )
+        add.add_argument(
+            "--api-audience",
+            action="append",
+            default=None,
+            dest="api_audiences",
+            metavar="AUD",
+            help="An audience of access tokens the site's API accepts from this IdP "
+            "(repeatable; replaces the connector's list).",
+        )
         add.add_argument("--sso-only", action="store_true", help="Mark the domains SSO-only.")
         add.add_argument("--disabled", action="store_true", help="Add the connector switched off.")
         sub.add_parser("list", help="List connectors.")
@@ -209,6 +218,8 @@ class Command(BaseCommand):
             connector.response_mode = options["response_mode"]
         if options["client_auth"]:
             connector.client_auth = options["client_auth"]
+        if options["api_audiences"] is not None:
+            connector.api_audiences = [a.strip() for a in options["api_audiences"] if a.strip()]
         if options["tenants"]:
             connector.allowed_tenants = [t.strip().lower() for t in options["tenants"]]
         if options["allow_any_tenant"]:
