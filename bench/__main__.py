@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     parser.add_argument("--scim-users", type=int, help="figure 8: users provisioned by SCIM")
     parser.add_argument("--scim-batch", type=int, help="figure 8: members added per group PATCH")
     parser.add_argument("--saml-signins", type=int, help="figure 9: timed SAML sign-ins per kind")
+    parser.add_argument("--api-requests", type=int, help="figure 10: timed API requests per side")
+    parser.add_argument(
+        "--api-connectors", type=int, help="figure 10: connectors taking API tokens"
+    )
     args = parser.parse_args(argv)
     cfg = BenchConfig.quick_run() if args.quick else BenchConfig()
     overrides = {
@@ -71,12 +75,14 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "scim_users": args.scim_users,
         "scim_batch": args.scim_batch,
         "saml_signins": args.saml_signins,
+        "api_requests": args.api_requests,
+        "api_connectors": args.api_connectors,
     }
     for name, value in overrides.items():
         if value is not None:
             setattr(cfg, name, value)
     cfg.postgres = args.postgres
-    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7, 8, 9}
+    unknown = set(cfg.figures) - set(range(1, 11))
     if unknown:
         parser.error(f"no such figure: {sorted(unknown)}")
     return cfg, args

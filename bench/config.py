@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class BenchConfig:
-    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     quick: bool = False
     #: Figure 1: sign-ins counted per side after the warm-up.
     count_signins: int = 20
@@ -37,6 +37,9 @@ class BenchConfig:
     scim_sessions: int = 10
     #: Figure 9: timed SAML sign-ins per kind.
     saml_signins: int = 100
+    #: Figure 10: timed API requests per side, and connectors taking API tokens.
+    api_requests: int = 5_000
+    api_connectors: int = 10_000
     postgres: bool = False
 
     @classmethod
@@ -54,4 +57,6 @@ class BenchConfig:
             revalidation_views=300,
             scim_users=300,
             saml_signins=20,
+            api_requests=300,
+            api_connectors=10_000,
         )

@@ -1,4 +1,4 @@
-"""Figures 1-4 and 6-9: measured in-process with Django's test ``Client``.
+"""Figures 1-4 and 6-10: measured in-process with Django's test ``Client``.
 
 Django must already be set up with ``bench.settings`` and migrated
 (``bench/__main__.py`` does that). The fake IdP runs on loopback in a thread of
@@ -7,8 +7,10 @@ this process; its ``authorize()`` plays the person approving the sign-in.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
+import re
 import time
 from collections import Counter
 from datetime import timedelta
@@ -26,7 +28,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_entra_sso import revalidation
+from django_entra_sso import providers, revalidation
+from django_entra_sso.api.callers import caller_for
+from django_entra_sso.api.connectors import connector_for_token, forget_connectors
+from django_entra_sso.api.tokens import check_access_token
 from django_entra_sso.middleware import SessionRevalidationMiddleware
 from django_entra_sso.models import Connector, EmailDomain, SCIMGroup, SCIMUser, SSOSession
 from django_entra_sso.scim.auth import new_token
@@ -39,6 +44,7 @@ from django_entra_sso.sessions import (
 from .config import BenchConfig
 from .idp import CALL_KINDS, BenchIdP
 from .report import Figure, Goal, median, ms, p95, ratio
+from .urls import API_SCOPE
 
 User = get_user_model()
 
@@ -1271,6 +1277,353 @@ def figure_9(cfg: BenchConfig, idp: BenchIdP) -> Figure:
     )
 
 
+# -- figure 10 ----------------------------------------------------------------------
+API_AUDIENCE = "api://bench"
+API_SLUG = "bench-api-"
+API_PATHS = {"bearer": "/api/bearer/", "session": "/api/session/"}
+#: Cold and warm issuer lookups measured (random API connectors, and the bench one).
+API_LOOKUPS = 100
+#: Requests per side whose SQL is counted (apart: capturing SQL slows a request down).
+API_COUNTED = 50
+
+
+def _api_token(idp: BenchIdP, **claims: Any) -> str:
+    """A delegated access token for the bench API, signed with the fake IdP's key."""
+    now = int(time.time())
+    values: dict[str, Any] = {
+        "iss": idp.issuer,
+        "aud": API_AUDIENCE,
+        "sub": "subject-alice",  # the fake IdP's Alice: her sign-in made the identity
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "scp": API_SCOPE,
+        "azp": "bench-spa",
+        **claims,
+    }
+    return idp.sign({k: v for k, v in values.items() if v is not None})
+
+
+def _tenant(i: int) -> str:
+    """Entra-like tenant IDs, one per API connector."""
+    return f"{i:08x}-be9c-4b3a-8d1e-{i:012x}"
+
+
+def _api_connectors(count: int) -> tuple[list[tuple[str, int]], float]:
+    """``count - 1`` Entra tenant connectors taking API tokens (bulk-created, kept across
+    figures); returns their ``(issuer, pk)`` and the seconds it took."""
+    others = max(0, count - 1)  # the bench connector is the count's last one
+    existing = Connector.objects.filter(slug__startswith=API_SLUG).count()
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        Connector.objects.bulk_create(
+            [
+                Connector(
+                    slug=f"{API_SLUG}{i}",
+                    name=f"API tenant {i}",
+                    provider=providers.ENTRA_ID,
+                    issuer=providers.entra_issuer_for_tenant(_tenant(i)),
+                    client_id=f"client-{i}",
+                    api_audiences=[f"api://tenant-{i}", f"client-{i}"],
+                )
+                for i in range(existing, others)
+            ],
+            batch_size=2_000,
+        )
+    rows = Connector.objects.filter(slug__startswith=API_SLUG).values_list("issuer", "pk")
+    return list(rows)[:others], time.perf_counter() - t0
+
+
+def _issuer_indexes() -> list[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Connector._meta.db_table)
+    return [
+        name
+        for name, c in constraints.items()
+        if c.get("columns") == ["issuer"] and c.get("index") and not c.get("primary_key")
+    ]
+
+
+def _plan(sql: str) -> str:
+    """The database's plan for ``sql`` (as CaptureQueriesContext recorded it, values inline)."""
+    prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+    with connection.cursor() as cursor:
+        cursor.execute(prefix + sql)
+        return "; ".join(str(row[-1]) for row in cursor.fetchall())
+
+
+def _uses_index(plan: str, indexes: list[str]) -> bool:
+    if connection.vendor == "sqlite":
+        return any(name in plan for name in indexes) or "USING INDEX" in plan
+    return any(name in plan for name in indexes) or "Index" in plan
+
+
+def _lookup(idp: BenchIdP, iss: str) -> tuple[Any, Any, float, list[str], list[str]]:
+    """``connector_for_token`` on a cold then a warm cache: both answers, the cold one's
+    seconds, and each one's SQL."""
+    token = idp.sign({"iss": iss, "sub": "bench-lookup"})
+    forget_connectors()  # what a connector change does: every cached answer is stale
+    with CaptureQueriesContext(connection) as cold:
+        t0 = time.perf_counter()
+        found = connector_for_token(token)
+        seconds = time.perf_counter() - t0
+    with CaptureQueriesContext(connection) as warm:
+        again = connector_for_token(token)
+    return (
+        found,
+        again,
+        seconds,
+        [q["sql"] for q in cold.captured_queries],
+        [q["sql"] for q in warm.captured_queries],
+    )
+
+
+def _per_call(call: Any, repeat: int) -> float:
+    """Median seconds of ``call()`` over ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return median(times)
+
+
+def _table_of(sql: str) -> str:
+    return sql.split(" FROM ", 1)[-1].split()[0].strip('"') if " FROM " in sql else sql[:30]
+
+
+def figure_10(cfg: BenchConfig, idp: BenchIdP) -> Figure:
+    if importlib.util.find_spec("rest_framework") is None:
+        raise RuntimeError(
+            "figure 10 needs Django REST framework: pip install -e .[drf] (or djangorestframework)"
+        )
+    n, count = cfg.api_requests, cfg.api_connectors
+    connector = make_connector(idp, api_audiences=[API_AUDIENCE])
+    tenants, fill = _api_connectors(count)
+    api_connectors = Connector.objects.exclude(api_audiences=[]).count()
+    sharing = Connector.objects.filter(issuer=idp.issuer).count()
+
+    # Alice signs in once through the browser: the session side's session, and the
+    # identity her delegated token is looked up by.
+    session_client, bearer_client = Client(), Client()
+    sign_in_ours(session_client, idp)
+    alice = User.objects.get(
+        sso_identities__issuer=idp.issuer, sso_identities__subject="subject-alice"
+    )
+    token = _api_token(idp)
+    bearer: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    expected = {"user": alice.get_username()}
+    failures: Counter[str] = Counter()
+
+    def call(side: str) -> Any:
+        if side == "bearer":
+            return bearer_client.get(API_PATHS["bearer"], **bearer)
+        return session_client.get(API_PATHS["session"])
+
+    def check(side: str, response: Any) -> None:
+        if response.status_code != 200 or json.loads(response.content) != expected:
+            failures[f"{side}: {response.status_code}"] += 1
+
+    # The endpoints guard: no token, no session, a token without the scope.
+    refusals = {
+        "bearer endpoint, no token": Client().get(API_PATHS["bearer"]).status_code,
+        "bearer endpoint, token without the scope": bearer_client.get(
+            API_PATHS["bearer"],
+            HTTP_AUTHORIZATION=f"Bearer {_api_token(idp, scp='Other.Read')}",
+        ).status_code,
+        "session endpoint, no session": Client().get(API_PATHS["session"]).status_code,
+    }
+    refused = {"bearer endpoint, no token": 401}
+    refused_ok = all(status == refused.get(what, 403) for what, status in refusals.items())
+
+    for _ in range(20):  # warm-up: metadata and JWKS into the cache, URL resolver, connections
+        for side in API_PATHS:
+            check(side, call(side))
+    times: dict[str, list[float]] = {side: [] for side in API_PATHS}
+    sides = list(API_PATHS)
+    before = idp.snapshot()
+    for i in range(n):
+        # Interleaved, alternating who goes first, so both share the machine's noise.
+        for side in sides if i % 2 == 0 else sides[::-1]:
+            t0 = time.perf_counter()
+            response = call(side)
+            times[side].append(time.perf_counter() - t0)
+            check(side, response)
+    network = _kinds(before, idp.snapshot())
+    calls = sum(network.values())
+
+    queries: dict[str, list[int]] = {side: [] for side in API_PATHS}
+    tables: dict[str, Counter[str]] = {side: Counter() for side in API_PATHS}
+    for _ in range(min(n, API_COUNTED)):
+        for side in sides:
+            with CaptureQueriesContext(connection) as captured:
+                check(side, call(side))
+            queries[side].append(len(captured.captured_queries))
+            tables[side].update(_table_of(q["sql"]) for q in captured.captured_queries)
+
+    # Where the bearer side's time goes: its steps alone, warm.
+    repeat = min(n, 500)
+    checked = check_access_token(token)
+    step_lookup = _per_call(lambda: connector_for_token(token), repeat)
+    step_check = _per_call(lambda: check_access_token(token), repeat)
+    step_caller = _per_call(lambda: caller_for(checked), repeat)
+
+    # The issuer lookup among `count` API connectors: cold cache, then warm.
+    rng = random.Random(10)
+    samples = [(idp.issuer, connector.pk)]
+    samples += rng.sample(tenants, min(API_LOOKUPS, len(tenants)))
+    indexes = _issuer_indexes()
+    cold_counts, warm_counts, cold_times = [], [], []
+    wrong = 0
+    plans: dict[str, str] = {}
+    warm_by_pk = True
+    for iss, pk in samples:
+        found, again, seconds, cold_sql, warm_sql = _lookup(idp, iss)
+        if found is None or again is None or found.pk != pk or again.pk != pk:
+            wrong += 1
+        cold_counts.append(len(cold_sql))
+        warm_counts.append(len(warm_sql))
+        cold_times.append(seconds)
+        warm_by_pk &= all(re.search(r'"id" = \d+', sql) for sql in warm_sql)
+        kind = "bench" if iss == idp.issuer else "tenant"
+        if cold_sql and kind not in plans:
+            plans[kind] = _plan(cold_sql[0])
+    indexed = bool(plans) and all(_uses_index(plan, indexes) for plan in plans.values())
+    forget_connectors()
+    with CaptureQueriesContext(connection) as first:  # for the notes: the query itself
+        connector_for_token(token)
+    cold_query = first.captured_queries[0]["sql"] if first.captured_queries else "none"
+    if " FROM " in cold_query:  # the columns say nothing; the rest says how it is found
+        cold_query = "SELECT … FROM " + cold_query.split(" FROM ", 1)[1]
+
+    bm, sm = median(times["bearer"]), median(times["session"])
+    overhead = bm / sm
+    qb, qs = queries["bearer"], queries["session"]
+
+    def rps(side: str) -> str:
+        return f"{len(times[side]) / sum(times[side]):.0f}" if times[side] else "n/a"
+
+    rows = [
+        [
+            "requests per second",
+            rps("bearer"),
+            rps("session"),
+            ratio(sum(times["session"]), sum(times["bearer"])),
+        ],
+        ["median per request", ms(bm), ms(sm), ratio(bm, sm)],
+        [
+            "p95 per request",
+            ms(p95(times["bearer"])),
+            ms(p95(times["session"])),
+            ratio(p95(times["bearer"]), p95(times["session"])),
+        ],
+        [
+            "DB queries per request (median / max)",
+            _spread(qb),
+            _spread(qs),
+            f"{max(qb) - max(qs):+d}",
+        ],
+        [
+            "IdP calls per request after warm-up",
+            f"{calls / n:.2f} ({calls} in {n})" if n else "n/a",
+            "0 (no token)",
+            "—",
+        ],
+        [
+            f"issuer lookup, cold cache: queries (median / max) over {len(samples)} issuers",
+            f"{_spread(cold_counts)} ({ms(median(cold_times))} median)",
+            "—",
+            "—",
+        ],
+        [
+            "issuer lookup, warm cache: queries (median / max)",
+            _spread(warm_counts) + (" (by pk)" if warm_by_pk and max(warm_counts) else ""),
+            "—",
+            "—",
+        ],
+    ]
+    notes = [
+        f"GET {API_PATHS['bearer']} (DRF APIView, JSONRenderer, IsAuthenticated, "
+        f"BearerTokenAuthentication, required_scopes={[API_SCOPE]}) with a delegated access "
+        f"token of {alice.get_username()!r} (signed with the fake IdP's key, aud "
+        f"{API_AUDIENCE!r}), vs GET {API_PATHS['session']} (the same view with DRF's "
+        "SessionAuthentication) with her browser session (signed in through our SSOBackend, "
+        "db session engine); through Django's test Client, interleaved, after 20 warm-up "
+        "requests each. Requests per second: sequential, one request at a time, in-process.",
+        f"The bearer side's steps alone, warm, median of {repeat}: check_access_token() "
+        f"{step_check * 1e6:.0f} µs (of which the issuer lookup connector_for_token() "
+        f"{step_lookup * 1e6:.0f} µs; the rest: header, cached discovery and JWKS, RS256 "
+        f"signature, claims), caller_for() (identity → user) {step_caller * 1e6:.0f} µs.",
+        f"Queries were counted on {len(qb)} further requests per side; tables: bearer "
+        f"{dict(tables['bearer'])}, session {dict(tables['session'])}.",
+        f"Issuer lookup: {api_connectors:,} connectors with API audiences ({len(tenants):,} "
+        f"Entra tenant connectors, each its own issuer, bulk-created in {fill:.1f} s, and the "
+        f"bench connector); django_entra_sso.api.connectors.connector_for_token() called "
+        f"directly for the bench issuer and {len(samples) - 1} random tenant issuers, its cache "
+        "entry deleted first (cold), then again (warm). Cold query: "
+        f"`{cold_query[:300]}`.",
+        f"Issuer indexes: {indexes or 'none found'}; plans ({connection.vendor}): "
+        + "; ".join(f"{kind} issuer: `{plan}`" for kind, plan in plans.items())
+        + ".",
+        "Endpoints refuse: "
+        + ", ".join(f"{what} → {status}" for what, status in refusals.items())
+        + ".",
+    ]
+    if sharing > 1:
+        notes.append(
+            f"{sharing:,} connectors share the bench connector's issuer (figure 4's, without "
+            "API audiences): the bench issuer's cold lookup reads all of their rows and keeps "
+            f"the one with API audiences ({ms(cold_times[0])} for it)."
+        )
+    if network:
+        notes.append(f"IdP calls during the timed requests: {dict(network)}")
+    if failures:
+        notes.append(f"Failed requests: {dict(failures)}")
+    return Figure(
+        10,
+        f"API access tokens: a DRF endpoint with a bearer token vs a session ({n} interleaved "
+        f"requests per side; issuer lookup among {api_connectors:,} API connectors)",
+        ["measure", "bearer token", "session", "bearer vs session"],
+        rows,
+        goals=[
+            Goal("median bearer/session ≤ 1.2x", overhead <= 1.2, f"{overhead:.2f}x"),
+            Goal(
+                "0 IdP calls per request in steady state",
+                calls == 0,
+                f"{calls} calls in {n} requests",
+            ),
+            Goal(
+                "cold issuer lookup: one query, through the issuer index",
+                set(cold_counts) == {1} and indexed,
+                f"queries {sorted(set(cold_counts))}; plan uses the index: {indexed}",
+            ),
+            Goal(
+                "warm issuer lookup: at most the lookup by pk",
+                max(warm_counts) <= 1 and warm_by_pk,
+                f"queries {sorted(set(warm_counts))}; by pk: {warm_by_pk}",
+            ),
+            Goal(
+                "every request answered 200 as the signed-in user, every lookup found its "
+                "connector, the endpoints refuse without credentials (no failed requests)",
+                not failures and not wrong and refused_ok,
+                f"{sum(failures.values())} failed, {wrong} wrong lookups, refusals {refusals}",
+            ),
+        ],
+        notes=notes,
+        data={
+            "bearer": times["bearer"],
+            "session": times["session"],
+            "queries": queries,
+            "network": dict(network),
+            "cold_queries": cold_counts,
+            "warm_queries": warm_counts,
+            "cold_seconds": cold_times,
+            "plans": plans,
+            "steps": {"check": step_check, "lookup": step_lookup, "caller": step_caller},
+        },
+    )
+
+
 def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
     connector = make_connector(idp)
     if number == 1:
@@ -1289,4 +1642,6 @@ def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
         return figure_8(cfg, idp)
     if number == 9:
         return figure_9(cfg, idp)
+    if number == 10:
+        return figure_10(cfg, idp)
     raise ValueError(f"figure {number} is not an in-process figure")

@@ -55,3 +55,10 @@ def tolerant_add(key: str, value: Any, timeout: int) -> bool | None:
     except Exception as exc:  # noqa: BLE001
         logger.warning("Cache add of %s failed: %r", key, exc)
         return None
+
+
+def tolerant_delete(key: str) -> None:
+    try:
+        sso_cache().delete(key)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Cache delete of %s failed: %r", key, exc)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import signin_log
@@ -58,3 +58,27 @@ def log_sign_out(
     **kwargs: Any,
 ) -> None:
     signin_log.record_sign_out(request, connector, user=user, reason=reason)
+
+
+@receiver(post_save, sender="django_entra_sso.Connector", dispatch_uid="django_entra_sso.api.saved")
+@receiver(
+    post_delete, sender="django_entra_sso.Connector", dispatch_uid="django_entra_sso.api.deleted"
+)
+def forget_api_connectors(**kwargs: Any) -> None:
+    """API tokens find their connector through a cache: a change must not wait for it."""
+    from .api.connectors import forget_connectors
+
+    forget_connectors()
+
+
+@receiver(
+    post_save, sender="django_entra_sso.Identity", dispatch_uid="django_entra_sso.api.id_saved"
+)
+@receiver(
+    post_delete, sender="django_entra_sso.Identity", dispatch_uid="django_entra_sso.api.id_deleted"
+)
+def forget_api_identity(instance: Any, **kwargs: Any) -> None:
+    """An identity moved to another user, or went: API calls must not find the old one."""
+    from .api.callers import forget_identity
+
+    forget_identity(instance)

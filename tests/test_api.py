@@ -262,7 +262,24 @@ def test_the_connector_is_found_by_issuer_in_one_query_then_from_the_cache(
     assert len(first) == 1 and '"issuer" IN' in first[0]["sql"]
     with CaptureQueriesContext(connection) as second:
         assert connectors.connector_for_token(bearer) == books
-    assert len(second) == 1 and '"id" =' in second[0]["sql"]  # the cached pk
+    assert len(second) == 0  # the connector itself is cached
+    books.enabled = False
+    books.save()  # any change makes every cached answer stale
+    assert connectors.connector_for_token(bearer) is None
+
+
+def test_a_known_caller_costs_one_query_by_primary_key_and_forgetting_works(
+    client: Client, fake_idp: FakeIdP, alice: Any, books: Connector
+) -> None:
+    bearer = token(fake_idp)
+    assert call(client, ENDPOINTS[0], bearer).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert call(client, ENDPOINTS[0], bearer).status_code == 200
+    assert len(queries) == 1 and "auth_user" in queries[0]["sql"], queries.captured_queries
+    Identity.objects.all().delete()  # an administrator unlinks her
+    books.create_users = False
+    books.save()
+    assert call(client, ENDPOINTS[0], bearer).status_code == 401
 
 
 def test_two_connectors_of_one_issuer_take_no_tokens(fake_idp: FakeIdP, books: Connector) -> None:

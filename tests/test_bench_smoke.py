@@ -19,6 +19,7 @@ from tests.helpers import require
 ROOT = Path(__file__).resolve().parent.parent
 SIGNINS = 4
 SCIM_USERS = 30
+API_REQUESTS = 5
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,10 @@ def bench_output() -> str:
         "10",
         "--saml-signins",
         "3",
+        "--api-requests",
+        str(API_REQUESTS),
+        "--api-connectors",
+        "50",
     ]
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170, check=False
@@ -111,7 +116,7 @@ def test_bench_figure_1_counts_one_token_call_per_sign_in_for_ours(bench_output:
     assert int(by_kind["token"][3]) == SIGNINS
 
 
-@pytest.mark.parametrize("number", [2, 3, 4, 6, 7, 8, 9])
+@pytest.mark.parametrize("number", [2, 3, 4, 6, 7, 8, 9, 10])
 def test_bench_in_process_figures_print_a_table_and_meet_their_correctness_goals(
     bench_output: str, number: int
 ) -> None:
@@ -180,3 +185,21 @@ def test_bench_figure_9_checks_one_signature_per_signed_assertion(bench_output: 
         "SAML ACS, signed assertion": "1",  # xmlsec1 --version is asked once per process
         "SAML ACS, signed and encrypted assertion": "2",  # verify + decrypt
     }
+
+
+def test_bench_figure_10_checks_tokens_without_network_calls_and_finds_issuers_by_index(
+    bench_output: str,
+) -> None:
+    text = section(bench_output, 10)
+    goals = [line for line in text.splitlines() if line.startswith("- Goal: ")]
+    counted = [line for line in goals if "bearer/session" not in line]  # all but the timing
+    assert len(counted) == 4, text
+    assert all("**MET**" in line for line in counted), text
+    header, *rows = table(text)
+    assert header == ["measure", "bearer token", "session", "bearer vs session"]
+    by_measure = {row[0]: row for row in rows}
+    assert by_measure["IdP calls per request after warm-up"][1] == f"0.00 (0 in {API_REQUESTS})"
+    [cold] = [row for name, row in by_measure.items() if name.startswith("issuer lookup, cold")]
+    assert cold[1].startswith("1 / 1 ")  # one query for every cold lookup (median / max)
+    [warm] = [row for name, row in by_measure.items() if name.startswith("issuer lookup, warm")]
+    assert warm[1] in ("0 / 0", "1 / 1 (by pk)")

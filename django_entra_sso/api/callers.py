@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .. import accounts, providers
+from ..cache import cache_key, tolerant_delete, tolerant_get, tolerant_set
 from ..errors import SignInError
 from ..oidc.adapter import person_from_claims
 from .tokens import AccessToken, AccessTokenError
@@ -67,6 +69,37 @@ def _identity_claims(token: AccessToken) -> dict[str, Any]:
     return claims
 
 
+#: Seconds a person's user pk is remembered between API calls (deactivation is read fresh).
+KNOWN_USER_TTL = 60
+
+
+def identity_key(connector_pk: Any, issuer: str, subject: str) -> str:
+    return cache_key("api-identity", str(connector_pk), issuer, subject)
+
+
+def _known_user(person: Any) -> Any:
+    """``accounts.known_user``, remembered by pk: then one narrow query by primary key.
+
+    ``receivers`` forgets the pk when the identity changes or goes; the user row is
+    read every time, so a deactivated user is refused at once.
+    """
+    key = identity_key(person.connector.pk, person.issuer, person.subject)
+    pk = tolerant_get(key)
+    if pk is not None:
+        user = get_user_model()._default_manager.filter(pk=pk).first()
+        if user is not None and getattr(user, "is_active", True):
+            return user
+    user = accounts.known_user(person)
+    if user is not None:
+        tolerant_set(key, user.pk, KNOWN_USER_TTL)
+    return user
+
+
+def forget_identity(identity: Any) -> None:
+    """The identity changed or went: forget its remembered user (``receivers``)."""
+    tolerant_delete(identity_key(identity.connector_id, identity.issuer, identity.subject))
+
+
 def caller_for(token: AccessToken) -> Any:
     """The user (or application) ``token`` speaks for; ``AccessTokenError`` if nobody."""
     if token.is_application:
@@ -75,7 +108,7 @@ def caller_for(token: AccessToken) -> Any:
         person = person_from_claims(token.connector, _identity_claims(token))
     except (KeyError, TypeError) as exc:
         raise AccessTokenError("invalid_token", f"no subject: {exc!r}") from exc
-    user = accounts.known_user(person)
+    user = _known_user(person)
     if user is not None:
         return user
     if not token.connector.create_users:

@@ -65,6 +65,8 @@ def _usable(connector: Connector, iss: str) -> bool:
 def _find(iss: str) -> Connector | None:
     rows = list(
         Connector.objects.filter(_candidates(iss), enabled=True, protocol=Connector.Protocol.OIDC)
+        .exclude(api_audiences=[])
+        .order_by()  # not the model's ordering by name: nothing to sort for
     )
     usable = [c for c in rows if _usable(c, iss)]
     exact = [c for c in usable if c.issuer in (iss, _tenant_issuer(iss))]
@@ -78,19 +80,34 @@ def _tenant_issuer(iss: str) -> str:
     return providers.entra_issuer_for_tenant(v1["tenant"]) if v1 else iss
 
 
+def _generation() -> int:
+    """Bumped on every connector change (``forget_connectors``): older answers are unread."""
+    value = tolerant_get(cache_key("api-connectors", "generation"))
+    return value if isinstance(value, int) else 0
+
+
+def forget_connectors() -> None:
+    """A connector was saved or deleted: every cached answer is stale (``receivers``)."""
+    tolerant_set(cache_key("api-connectors", "generation"), _generation() + 1, 24 * 3600)
+
+
 def connector_for_token(token: str) -> Connector | None:
-    """The connector whose keys and rules check ``token``; ``None`` when no (single) one."""
+    """The connector whose keys and rules check ``token``; ``None`` when no (single) one.
+
+    The answer is the connector itself, cached: a steady stream of calls costs no
+    query for it. A change to any connector makes every cached answer stale at once
+    in a shared cache (Redis, Memcached); a per-process cache (LocMem) of another
+    process keeps its answer for up to ``API_ISSUER_CACHE_TTL`` seconds.
+    """
     iss = unverified_issuer(token)
     if not iss:
         return None
-    key = cache_key("api-issuer", iss)
+    key = cache_key("api-issuer", iss, str(_generation()))
     cached: Any = tolerant_get(key)
     if cached == _NONE:
         return None
-    if isinstance(cached, int):
-        connector = Connector.objects.filter(pk=cached, enabled=True).first()
-        if connector is not None:
-            return connector
+    if isinstance(cached, Connector):
+        return cached
     connector = _find(iss)
-    tolerant_set(key, connector.pk if connector else _NONE, API_ISSUER_CACHE_TTL)
+    tolerant_set(key, connector if connector else _NONE, API_ISSUER_CACHE_TTL)
     return connector
