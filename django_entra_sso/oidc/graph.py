@@ -120,7 +120,8 @@ def group_ids_to_check(connector: Connector) -> list[str]:
     for value in values:
         if providers.is_guid(value):
             unique.setdefault(value.lower(), value)
-    return list(unique.values())
+    # Sorted: a JSON field's key order is the database's (PostgreSQL's jsonb sorts keys).
+    return [unique[key] for key in sorted(unique)]
 
 
 @sensitive_variables("access_token")
