@@ -11,6 +11,10 @@
 # starts both, and waits. Ctrl-C stops both. Running it again reuses everything
 # it made. SAML needs the xmlsec1 program (Debian/Ubuntu: apt-get install
 # xmlsec1); without it the SAML connector is left out, with a notice.
+# The bookstore's API (/api/books/) takes the IdP's access tokens for the
+# audience http://localhost:8000/api/; example_project/call_api.py calls it as
+# the application bookstore-daemon (client credentials), which demo.sh
+# registers at the IdP (secret in $DEMO_RUN_DIR/clients/bookstore-daemon.secret).
 #
 #   ./example_project/demo.sh --add-client NAME --redirect-uri URL [--redirect-uri URL ...]
 #                             [--post-logout-redirect-uri URL ...]
@@ -136,6 +140,10 @@ LOCAL_IDP="${DEMO_LOCAL_IDP:-1}"
 START_TIMEOUT="${DEMO_START_TIMEOUT:-60}"
 
 CLIENT_ID="bookstore-demo"
+# The bookstore's API: the audience of the IdP's access tokens for it, and the
+# application (client credentials) that call_api.py calls it as.
+API_AUDIENCE="$SITE_URL/api/"
+API_CLIENT_ID="bookstore-daemon"
 # The SAML connector to the same IdP. Its SP entity ID is its metadata URL on the
 # site's address, which the IdP is told to trust (and fetches once the site runs).
 SAML_SLUG="bookstore-saml"
@@ -145,14 +153,15 @@ ADMIN_USER="admin"
 ADMIN_PASSWORD="admin-demo-pw"
 
 export IDP_ISSUER="$IDP_URL/o"
+export IDP_API_AUDIENCE="$API_AUDIENCE"
 export IDP_DATA_DIR="$RUN_DIR/idp"
 export BOOKSTORE_DATA_DIR="$RUN_DIR/site"
 # The IdP's SAML metadata, written before the IdP runs, read by the connector.
 SAML_IDP_METADATA_FILE="$IDP_DATA_DIR/saml_idp_metadata.xml"
 
 if [[ -n "$ADD_CLIENT" ]]; then
-	[[ "$ADD_CLIENT" != "$CLIENT_ID" ]] ||
-		die "--add-client $CLIENT_ID is the demo's own client; pick another name."
+	[[ "$ADD_CLIENT" != "$CLIENT_ID" && "$ADD_CLIENT" != "$API_CLIENT_ID" ]] ||
+		die "--add-client $ADD_CLIENT is one of the demo's own clients; pick another name."
 	[[ "$LOCAL_IDP" != 0 ]] || die "--add-client registers at the local IdP: unset DEMO_LOCAL_IDP=0."
 fi
 
@@ -339,6 +348,8 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 		--redirect-uri "http://127.0.0.1:$SITE_PORT/sso/callback/bookstore/" \
 		--post-logout-redirect-uri "$SITE_URL/" \
 		--post-logout-redirect-uri "http://127.0.0.1:$SITE_PORT/"
+	quietly "registering the API client $API_CLIENT_ID" idp add_api_client \
+		--client-id "$API_CLIENT_ID" --client-secret-file "$RUN_DIR/clients/$API_CLIENT_ID.secret"
 fi
 if [[ "$LOCAL_SAML" == 1 ]]; then
 	quietly "writing the IdP's SAML metadata" idp saml_metadata \
@@ -355,7 +366,7 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 	quietly "adding the bookstore connector" site sso_connector add bookstore \
 		--issuer "$IDP_ISSUER" --client-id "$CLIENT_ID" --client-secret-env BOOKSTORE_CLIENT_SECRET \
 		--name "Bookstore Demo IdP" --provider oidc --domain bookstore.example \
-		--response-mode query
+		--response-mode query --api-audience "$API_AUDIENCE"
 	map_groups=(--map-groups bookstore)
 	if [[ "$LOCAL_SAML" == 1 ]]; then
 		# The IdP is not running yet: the connector reads its metadata from the file.
@@ -512,6 +523,15 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 	if [[ "$LOCAL_SAML" == 1 ]]; then
 		say "              SAML metadata $IDP_URL/saml/metadata/"
 	fi
+	# call_api.py's defaults are demo.sh's: name the knobs that differ from them.
+	knobs=""
+	[[ "$IDP_PORT" == 9000 ]] || knobs="${knobs}DEMO_IDP_PORT=$IDP_PORT "
+	[[ "$SITE_PORT" == 8000 ]] || knobs="${knobs}DEMO_SITE_PORT=$SITE_PORT "
+	[[ "$RUN_DIR" == "$HERE/.run" ]] || knobs="${knobs}DEMO_RUN_DIR=$(printf '%q' "$RUN_DIR") "
+	cat <<EOF
+  API         $knobs$(printf '%q' "$PY") $(printf '%q' "$HERE/call_api.py")
+              (the application $API_CLIENT_ID gets a token, calls $SITE_URL/api/books/)
+EOF
 fi
 cat <<EOF
   Logs        $LOG_DIR/site.log  $LOG_DIR/idp.log

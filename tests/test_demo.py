@@ -5,7 +5,9 @@ free ports, with its own run directory), and a ``requests.Session`` plays the
 browser: the home page, the identifier-first page, the demo IdP's sign-in and
 consent pages, the signed-in home page, ``/books/`` and sign-out through the
 IdP; then the same through the demo's SAML connector (the IdP's SAML side, the
-auto-posted Response, SAML single logout), which needs ``xmlsec1``. It makes the
+auto-posted Response, SAML single logout), which needs ``xmlsec1``. The ``API``
+line the script prints (``call_api.py``: a client-credentials token from the demo
+IdP, then ``/api/books/``) is run as printed. It makes the
 virtualenv and installs from PyPI like a fresh clone does
 (``DEMO_SKIP_INSTALL`` is not set), so it needs ``bash`` and PyPI; set
 ``DEMO_TEST_SKIP_INSTALL=1`` to use the current interpreter instead.
@@ -245,6 +247,22 @@ def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     books = session.get(demo.site + "/books/", timeout=30)
     assert books.status_code == 200 and books.url == demo.site + "/books/"
     assert "Wonderland" in books.text
+
+    # The API takes access tokens, not the session cookie.
+    api = session.get(demo.site + "/api/books/", timeout=30)
+    assert api.status_code == 401 and api.headers["WWW-Authenticate"] == "Bearer"
+    # The line demo.sh printed gets a client-credentials token and the books, as printed
+    # (its DEMO_* knobs in the line, none from this environment).
+    line = re.search(r"^  API +(.+)$", demo.output(), re.M)
+    assert line is not None, demo.output()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
+    called = subprocess.run(
+        ["bash", "-c", line.group(1)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert called.returncode == 0, called.stdout + called.stderr
+    assert f"aud=http://localhost:{demo.site_port}/api/" in called.stdout
+    assert "Caller    app:bookstore-daemon (application)" in called.stdout
+    assert "Wonderland" in called.stdout
 
     signed_out = submit(session, home, form_of(home, id="sign-out-form"))
     if urlsplit(signed_out.url).netloc != f"localhost:{demo.site_port}":

@@ -245,7 +245,13 @@ def test_discovery_document():
     assert doc["response_types_supported"] == ["code"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert "RS256" in doc["id_token_signing_alg_values_supported"]
-    assert set(doc["scopes_supported"]) == {"openid", "profile", "email"}
+    assert set(doc["scopes_supported"]) == {
+        "openid",
+        "profile",
+        "email",
+        "Books.Read",
+        "Books.Read.All",
+    }
     for claim in ("sub", "email", "email_verified", "given_name", "family_name", "name",
                   "preferred_username", "groups"):  # fmt: skip
         assert claim in doc["claims_supported"]
@@ -316,6 +322,89 @@ def test_authorization_code_pkce_flow():
     assert resp.status_code == 302, resp.content[:500]
     assert resp["Location"] == POST_LOGOUT_URI + "?state=bye"
     assert "_auth_user_id" not in c.session
+
+
+# -- JWT access tokens for the bookstore's API (accounts/api_tokens.py) ---------------------
+
+DAEMON_ID = "bookstore-daemon"
+API_AUDIENCE = "http://localhost:8000/api/"  # IDP_API_AUDIENCE's default
+
+
+def add_api_client(secret_file):
+    out = StringIO()
+    call_command(
+        "add_api_client", "--client-id", DAEMON_ID, "--client-secret-file", str(secret_file),
+        stdout=out,
+    )  # fmt: skip
+    return out.getvalue()
+
+
+def client_credentials(secret, scope):
+    return Client(HTTP_HOST=HOST).post(
+        "/o/token/",
+        urlencode({"grant_type": "client_credentials", "scope": scope}),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=basic_auth(DAEMON_ID, secret),
+    )
+
+
+def access_token_claims(token):
+    """The claims of a JWT access token, its signature checked with the IdP's JWKS."""
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["typ"] == "at+jwt"
+    return verify_id_token(token)  # the same keys as the ID tokens
+
+
+def test_an_application_gets_a_jwt_for_the_api_with_its_permission_as_a_role(tmp_path):
+    secret_file = tmp_path / "daemon.secret"
+    out = add_api_client(secret_file)
+    assert f"created application '{DAEMON_ID}'" in out and "secret: new" in out
+    secret = secret_file.read_text().strip()
+    app = Application.objects.get(client_id=DAEMON_ID)
+    assert app.authorization_grant_type == Application.GRANT_CLIENT_CREDENTIALS
+    assert app.client_secret != secret  # stored hashed
+
+    resp = client_credentials(secret, "Books.Read.All")
+    assert resp.status_code == 200, resp.content
+    answer = resp.json()
+    assert answer["scope"] == "Books.Read.All" and "refresh_token" not in answer
+    claims = access_token_claims(answer["access_token"])
+    assert (claims["iss"], claims["aud"]) == (TEST_ISSUER, API_AUDIENCE)
+    assert claims["sub"] == claims["client_id"] == DAEMON_ID  # the application itself
+    assert claims["scope"] == "Books.Read.All" and claims["roles"] == ["Books.Read.All"]
+    assert claims["exp"] - claims["iat"] == answer["expires_in"] and claims["jti"]
+    # DOT keeps it like any token of its own.
+    assert AccessToken.objects.filter(application=app, user=None).count() == 1
+
+    # No scope of the API: DOT's usual random token.
+    other = client_credentials(secret, "profile")
+    assert other.status_code == 200, other.content
+    assert other.json()["access_token"].count(".") == 0
+
+    # Running it again keeps the secret; a wrong secret gets nothing.
+    assert "secret: kept" in add_api_client(secret_file)
+    assert secret_file.read_text().strip() == secret
+    assert client_credentials(secret, "Books.Read.All").status_code == 200
+    assert client_credentials("wrong", "Books.Read.All").status_code == 401
+
+
+def test_a_persons_token_for_the_api_is_a_jwt_with_the_id_tokens_sub():
+    c = browser()
+    verifier, challenge = pkce_pair()
+    code = sign_in_and_get_code(c, "alice", "alice-demo-pw", challenge, scope="openid Books.Read")
+    resp = redeem(code, verifier)
+    assert resp.status_code == 200, resp.content
+    tokens = resp.json()
+    claims = access_token_claims(tokens["access_token"])
+    alice = User.objects.get(username="alice")
+    assert claims["sub"] == str(alice.pk) == verify_id_token(tokens["id_token"])["sub"]
+    assert (claims["aud"], claims["client_id"]) == (API_AUDIENCE, CLIENT_ID)
+    assert claims["scope"] == "openid Books.Read" and "roles" not in claims
+    assert tokens["refresh_token"].count(".") == 0  # refresh tokens stay random
+    info = Client(HTTP_HOST=HOST).get(
+        "/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}"
+    )
+    assert info.status_code == 200 and info.json()["sub"] == str(alice.pk)
 
 
 def test_scopes_limit_claims_and_bob_groups():

@@ -9,6 +9,8 @@
   per test.
 * ``e2e`` (op9 only) / ``e2e6`` (both): the site URL, the providers and helpers that drive
   their pages; connectors are made per test (``transactional_db`` empties the tables after each).
+* op9 also knows the test site's books API as a resource (``API_RESOURCE``, RFC 8707) and the
+  ``API_CLIENTS`` that get JWT access tokens for it (``test_api_tokens.py``).
 
 Missing node, ``npm ci`` or Chromium skip these tests locally and fail them under ``CI=true``
 (``tests.helpers.require``). Every browser wait is bounded by ``TIMEOUT_MS``.
@@ -97,6 +99,41 @@ CLIENTS = {
 }
 
 
+# The test site's API (tests/api_views.py: scope Books.Read for people, role Books.Read.All for
+# applications) as a resource at op9, and a second API whose tokens the site must refuse.
+API_RESOURCE = "https://api.acme.test/books"
+OTHER_RESOURCE = "https://api.acme.test/reports"
+API_SCOPE = "Books.Read"
+API_ROLE = "Books.Read.All"
+# Callback of the script a person lets read the books (its code is caught in the browser).
+BOOKS_READER_CALLBACK = "/books-reader/callback"
+RESOURCES = {
+    API_RESOURCE: {
+        "scopes": [API_SCOPE],
+        # app role assignments: books-daemon may read all books, unassigned-daemon nothing
+        "app_roles": {"books-daemon": [API_ROLE]},
+    },
+    OTHER_RESOURCE: {
+        "scopes": ["Reports.Read"],
+        "app_roles": {"books-daemon": ["Reports.Read.All"]},
+    },
+}
+
+
+def _api_clients(site: str) -> list[dict[str, Any]]:
+    """op9's clients of the API: two applications and a person's script (authorization code)."""
+    daemon = {"client_secret": CLIENT_SECRET, "grant_types": ["client_credentials"]}
+    return [
+        {"client_id": "books-daemon", **daemon},
+        {"client_id": "unassigned-daemon", **daemon},
+        {
+            "client_id": "books-reader",
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [f"{site}{BOOKS_READER_CALLBACK}"],
+        },
+    ]
+
+
 def chromium_missing() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
@@ -139,8 +176,12 @@ def _start_provider(
     require(provider_available())
     site = live_server.url
     clients = [_op_client(site, c) for c in CLIENTS.values() if c.version == version]
+    resources = None
+    if version == 9:
+        clients += _api_clients(site)
+        resources = RESOURCES
     workdir = tmp_path_factory.mktemp(f"op{version}")
-    provider = NodeOIDCProvider(version, None, clients, domain, workdir)
+    provider = NodeOIDCProvider(version, None, clients, domain, workdir, resources=resources)
     provider.start()
     try:
         yield provider

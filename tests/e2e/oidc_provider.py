@@ -23,8 +23,18 @@ Usage::
         "backchannel_logout_session_required": True,                              # optional
         "frontchannel_logout_uri": "http://127.0.0.1:8000/sso/frontchannel-logout/",  # 6 only
         "frontchannel_logout_session_required": True,                               # 6 only
+    }, {
+        "client_id": "daemon",            # an application calling an API for itself (9 only)
+        "client_secret": "s3cret",
+        "grant_types": ["client_credentials"],   # no redirect_uris, response_types [] implied
     }]
-    with NodeOIDCProvider(9, None, clients, "example.test", tmp_path) as op:
+    resources = {                         # optional, 9 only: APIs that get JWT access tokens
+        "https://api.example.test/books": {
+            "scopes": ["Books.Read"],                     # delegated scopes the API has
+            "app_roles": {"daemon": ["Books.Read.All"]},  # `roles` in daemon's tokens
+        },
+    }
+    with NodeOIDCProvider(9, None, clients, "example.test", tmp_path, resources=resources) as op:
         op.issuer        # "http://127.0.0.1:<port>"
         op.rotate_keys() # restarts on the same port; in-memory sessions/codes are lost
         op.revoke_account("alice")  # an administrator revokes alice's sessions and tokens
@@ -45,13 +55,38 @@ The process is ``node server.mjs --config <workdir>/provider-config.json`` with 
       "require_pkce": true,               # optional (default true): PKCE S256 mandatory
       "always_include_sid": true,         # optional (default true): `sid` in every ID token
       "cookie_keys": ["..."],             # optional; fixed test keys by default
-      "admin_token": "..."                # optional: enables POST /admin/revoke (this helper
+      "admin_token": "...",               # optional: enables POST /admin/revoke (this helper
                                           # sets a fresh random one on every start)
+      "resources": {                      # optional, 9 only: RFC 8707 resource indicators
+        "<resource URI>": {               # absolute, no fragment: the `resource` parameter
+          "scopes": ["Books.Read"],       # the API's delegated scopes (default none)
+          "audience": "...",              # optional: `aud` (default the resource URI)
+          "app_roles": {"<client_id>": ["Books.Read.All"]},  # optional: `roles` claim in that
+                                          # client's client-credentials tokens
+          "access_token_ttl": 3600,       # optional, seconds
+          "alg": "RS256"                  # optional: the JWS algorithm
+        }
+      }
     }
 
 Client defaults: ``response_types=["code"]``, ``grant_types=["authorization_code"]``,
-``token_endpoint_auth_method="client_secret_basic"``. Front-channel fields are dropped (with a log
-line) by version 9, so one client list serves both versions.
+``token_endpoint_auth_method="client_secret_basic"``; a client whose ``grant_types`` has neither
+``authorization_code`` nor ``implicit`` (e.g. only ``client_credentials``) gets
+``response_types=[]`` instead. Front-channel fields are dropped (with a log line) by version 9, so
+one client list serves both versions.
+
+Access tokens for APIs (version 9; ``features.resourceIndicators`` and
+``features.clientCredentials``): a token request with ``resource=<a key of resources>`` (and, for
+the authorization code, the same ``resource`` in the authorization request) gets a JWT access
+token, header ``typ: at+jwt``, signed (RS256) with the provider's current signing key, so the
+same JWKS checks it as the ID tokens. Claims: ``iss``, ``aud`` (the resource's ``audience``,
+default its URI), ``sub`` (the login name; for the client_credentials grant the client's own
+``client_id``, RFC 9068 §2.2), ``client_id``, ``scope`` (the requested scopes that the resource
+lists; none: no claim), ``iat``, ``exp``, ``jti``, and for client_credentials the client's
+``app_roles`` as ``roles`` (as Entra ID puts an application's app role assignments there).
+Without ``resource`` nothing changes: access tokens stay opaque (the sign-ins' userinfo tokens),
+and an unknown resource is ``invalid_target``. Any client may ask for any configured resource.
+Version 6 ignores ``resources`` (with a log line).
 
 Claims (``sub`` = the login name exactly as typed; any password is accepted):
 
@@ -165,6 +200,7 @@ class NodeOIDCProvider:
         *,
         users: dict[str, dict[str, Any]] | None = None,
         tenant_id: str | None = None,
+        resources: dict[str, dict[str, Any]] | None = None,
         require_pkce: bool = True,
         startup_timeout: float = 30.0,
         node: str = "node",
@@ -178,6 +214,7 @@ class NodeOIDCProvider:
         self.workdir = Path(workdir).resolve()
         self.users = users or {}
         self.tenant_id = tenant_id
+        self.resources = resources or {}
         self.require_pkce = require_pkce
         self.startup_timeout = startup_timeout
         self.node = node
@@ -202,6 +239,14 @@ class NodeOIDCProvider:
         return f"{self.issuer}/.well-known/openid-configuration"
 
     @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/token"
+
+    @property
+    def authorization_endpoint(self) -> str:
+        return f"{self.issuer}/auth"
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -221,6 +266,8 @@ class NodeOIDCProvider:
             cfg["users"] = self.users
         if self.tenant_id:
             cfg["tenant_id"] = self.tenant_id
+        if self.resources:
+            cfg["resources"] = self.resources
         return cfg
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Tests of the e2e OpenID Provider harness itself (no Django needed).
+"""Tests of the e2e OpenID Provider harness itself (no browser, no Django site).
 
-Run: python -m pytest tests/e2e/test_provider_harness.py -p no:django -q
+Run: python -m pytest tests/e2e/test_provider_harness.py -q
+(not with ``-p no:django``: tests/conftest.py imports the app's models.)
 
 Needs node and ``npm ci`` in tests/e2e/provider. When those are missing the tests skip, or
 fail when CI=true.
@@ -147,6 +148,7 @@ def _authorize(
     *,
     scope: str = "openid email profile",
     prompt: str | None = None,
+    resource: str | None = None,
 ) -> tuple[str, str, str]:
     """Drive /auth -> login -> consent; return (code, verifier, nonce)."""
     verifier = secrets.token_urlsafe(48)
@@ -164,6 +166,8 @@ def _authorize(
     }
     if prompt:
         params["prompt"] = prompt
+    if resource:
+        params["resource"] = resource
     resp = s.get(
         _discovery(op)["authorization_endpoint"], params=params, allow_redirects=False, timeout=10
     )
@@ -195,7 +199,12 @@ def _authorize(
 
 
 def _exchange(
-    op: NodeOIDCProvider, code: str, verifier: str, client_id: str = "django-app"
+    op: NodeOIDCProvider,
+    code: str,
+    verifier: str,
+    client_id: str = "django-app",
+    *,
+    resource: str | None = None,
 ) -> dict:
     r = requests.post(
         _discovery(op)["token_endpoint"],
@@ -204,6 +213,7 @@ def _exchange(
             "code": code,
             "redirect_uri": REDIRECT_URI,
             "code_verifier": verifier,
+            **({"resource": resource} if resource else {}),
         },
         auth=(client_id, f"{client_id}-secret"),  # client_secret_basic
         timeout=10,
@@ -513,3 +523,90 @@ def test_admin_route_refuses_without_the_admin_token(refresh_op: NodeOIDCProvide
         "sessions": 0,
     }
     _refreshed(refresh_op, tokens["refresh_token"])  # nothing of alice's was touched
+
+
+# --------------------------------------------------------------------------------------------
+# JWT access tokens for a resource (RFC 8707, 9.x): client credentials and authorization code.
+# --------------------------------------------------------------------------------------------
+API = "https://api.example.test/books"
+OTHER_API = "https://api.example.test/reports"
+
+
+@pytest.fixture
+def api_op(tmp_path: Path):
+    clients = [
+        _client(),
+        {
+            "client_id": "daemon",
+            "client_secret": "daemon-secret",
+            "grant_types": ["client_credentials"],
+        },
+    ]
+    resources = {
+        API: {"scopes": ["Books.Read", "Books.Write"], "app_roles": {"daemon": ["Books.Read.All"]}},
+        OTHER_API: {"scopes": ["Reports.Read"], "audience": "reports"},
+    }
+    with NodeOIDCProvider(9, None, clients, DOMAIN, tmp_path, resources=resources) as provider:
+        yield provider
+
+
+def _client_credentials(op: NodeOIDCProvider, **data: str) -> requests.Response:
+    return requests.post(
+        _discovery(op)["token_endpoint"],
+        data={"grant_type": "client_credentials", **data},
+        auth=("daemon", "daemon-secret"),
+        timeout=10,
+    )
+
+
+def _verify_access_token(op: NodeOIDCProvider, token: str, audience: str) -> dict:
+    header = jwt.get_unverified_header(token)
+    assert (header["typ"], header["alg"], header["kid"]) == ("at+jwt", "RS256", op.signing_kid())
+    return _verify_id_token(op, token, audience=audience)  # the same JWKS checks both
+
+
+def test_client_credentials_for_a_resource_is_a_jwt_with_the_clients_roles(
+    api_op: NodeOIDCProvider,
+) -> None:
+    assert "client_credentials" in _discovery(api_op)["grant_types_supported"]
+    r = _client_credentials(api_op, resource=API, scope="Books.Read")
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["token_type"].lower() == "bearer" and answer["scope"] == "Books.Read"
+    claims = _verify_access_token(api_op, answer["access_token"], API)
+    assert claims["aud"] == API and claims["iss"] == api_op.issuer
+    assert claims["sub"] == claims["client_id"] == "daemon"  # RFC 9068 2.2: no user
+    assert claims["scope"] == "Books.Read" and claims["roles"] == ["Books.Read.All"]
+    assert {"iat", "exp", "jti"} <= set(claims)
+
+    # Another resource: its own audience, no roles assigned there, no scope asked for.
+    other = _client_credentials(api_op, resource=OTHER_API).json()
+    claims = _verify_access_token(api_op, other["access_token"], "reports")
+    assert "roles" not in claims and "scope" not in claims
+
+    # No resource: an opaque token, as before. An unknown resource: invalid_target.
+    assert _client_credentials(api_op).json()["access_token"].count(".") == 0
+    unknown = _client_credentials(api_op, resource="https://api.example.test/nope")
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_target"
+
+
+def test_authorization_code_for_a_resource_gets_a_users_jwt_access_token(
+    api_op: NodeOIDCProvider,
+) -> None:
+    scope = "openid email Books.Read"
+    code, verifier, _ = _authorize(requests.Session(), api_op, "alice", scope=scope, resource=API)
+    tokens = _exchange(api_op, code, verifier, resource=API)
+    claims = _verify_access_token(api_op, tokens["access_token"], API)
+    assert (claims["sub"], claims["client_id"], claims["scope"]) == (
+        "alice",
+        "django-app",
+        "Books.Read",
+    )
+    assert "roles" not in claims and "email" not in claims
+    assert _verify_id_token(api_op, tokens["id_token"])["sub"] == "alice"
+
+    # The sign-in's own exchange (no resource) still gets an opaque userinfo token.
+    code, verifier, _ = _authorize(requests.Session(), api_op, "alice", scope=scope, resource=API)
+    plain = _exchange(api_op, code, verifier)
+    assert plain["access_token"].count(".") == 0
+    assert _userinfo_status(api_op, plain["access_token"]) == 200

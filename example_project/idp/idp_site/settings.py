@@ -5,7 +5,8 @@ Entra ID for the bookstore demo of django-entra-sso.  It is *not* part of the
 app: it is off-the-shelf software (django-oauth-toolkit, "DOT") that we only
 configure -- OIDC on, PKCE required, RS256-signed ID tokens, RP-initiated
 logout, and a custom validator (accounts.oidc.IdPOAuth2Validator) that adds
-the email / profile / groups claims the bookstore needs.  Beside it, a SAML 2.0
+the email / profile / groups claims the bookstore needs, and JWT access tokens
+for the bookstore's API (accounts.api_tokens).  Beside it, a SAML 2.0
 identity provider (pysaml2's, configured in accounts.saml_idp) signs the same
 users in to the SAML service providers listed in IDP_SAML_SP_METADATA_URLS.
 
@@ -33,6 +34,11 @@ IDP_SAML_SP_METADATA_URLS
 IDP_SAML_EMAIL_DOMAIN
     The domain of the email address the SAML side asserts,
     ``<username>@<domain>``; default ``saml.bookstore.example``.
+IDP_API_AUDIENCE
+    The bookstore's API, the ``aud`` of the access tokens for it; default
+    ``http://localhost:8000/api/``.  Tokens with one of its scopes (``Books.Read``
+    for a person's app, ``Books.Read.All`` for an application) are JWTs the API
+    checks with this IdP's keys (accounts/api_tokens.py); others stay opaque.
 IDP_XMLSEC_BINARY
     The ``xmlsec1`` program SAML signs with; default: ``xmlsec1`` on the PATH
     (Debian/Ubuntu: ``apt-get install xmlsec1``).  Without it the OIDC side
@@ -162,6 +168,16 @@ SAML_IDP_TRUSTED_SPS = [
 SAML_IDP_EMAIL_DOMAIN = os.environ.get("IDP_SAML_EMAIL_DOMAIN") or "saml.bookstore.example"
 SAML_IDP_XMLSEC_BINARY = os.environ.get("IDP_XMLSEC_BINARY") or shutil.which("xmlsec1") or ""
 
+# The bookstore's API (accounts/api_tokens.py): access tokens with one of these scopes
+# are JWTs for IDP_API_AUDIENCE. Books.Read: a person lets an app read the books for
+# them (delegated); Books.Read.All: an application reads them for itself (client
+# credentials; in its tokens' ``roles``, as Entra ID puts application permissions).
+IDP_API_AUDIENCE = os.environ.get("IDP_API_AUDIENCE") or "http://localhost:8000/api/"
+IDP_API_SCOPES = {
+    "Books.Read": "Read the bookstore's books for you",
+    "Books.Read.All": "Read the bookstore's books (an application, for itself)",
+}
+
 DEBUG = True
 
 _issuer_host = urlsplit(ISSUER).hostname or "127.0.0.1"
@@ -243,6 +259,7 @@ OAUTH2_PROVIDER = {
         "openid": "Sign you in (OpenID Connect)",
         "profile": "See your name and user name",
         "email": "See your email address",
+        **IDP_API_SCOPES,
     },
     "DEFAULT_SCOPES": ["openid"],
     "PKCE_REQUIRED": True,
@@ -260,6 +277,10 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    # JWTs for the bookstore's API, DOT's random tokens for the rest; refresh tokens
+    # stay random (oauthlib would otherwise use the access token generator for them).
+    "ACCESS_TOKEN_GENERATOR": "accounts.api_tokens.access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
 }
 
 LOGGING = {

@@ -41,6 +41,16 @@
 // the whole grant) and answers a fresh id_token for openid scope. TTLs: refresh token 14 days,
 // 9.x Grant 24 h (a refresh after the Grant expired is invalid_grant too).
 //
+// Access tokens for APIs (9.x only; config.resources, RFC 8707 resource indicators): a token
+// request (or authorization request) with resource=<a configured resource URI> gets a JWT access
+// token (header typ "at+jwt", RS256 with the provider's signing key, i.e. the same JWKS as the ID
+// tokens) with iss, aud (the resource's audience, default its URI), sub, client_id, scope (the
+// requested scopes the resource has), iat, exp, jti. Without resource= tokens stay opaque (the
+// userinfo access token the sign-ins get). A client with grant_types ["client_credentials"]
+// (features.clientCredentials) gets tokens for itself: sub = its client_id (RFC 9068 2.2), and
+// the resource's app_roles[client_id], if any, as a `roles` claim (what Entra ID does for an
+// application's app role assignments). A resource that is not configured is invalid_target.
+//
 // Admin route (only when config.admin_token is set), what an administrator's "revoke this
 // person's sessions" does at a real IdP:
 //   POST /admin/revoke   Authorization: Bearer <config.admin_token>
@@ -183,6 +193,11 @@ const clients = (config.clients ?? []).map((c) => {
     token_endpoint_auth_method: 'client_secret_basic',
     ...Object.fromEntries(Object.entries(c).filter(([k, v]) => CLIENT_FIELDS.includes(k) && v !== null && v !== undefined)),
   };
+  // A client that only uses the token endpoint (client_credentials) has no response types.
+  const viaAuthorization = ['authorization_code', 'implicit'];
+  if (!('response_types' in c) && !client.grant_types.some((g) => viaAuthorization.includes(g))) {
+    client.response_types = [];
+  }
   if (version === 9) {
     for (const k of ['frontchannel_logout_uri', 'frontchannel_logout_session_required']) {
       if (k in client) {
@@ -208,6 +223,15 @@ const store = new AccountIndexedStore();
 let Provider;
 let configuration;
 
+// Resource servers (APIs) by resource indicator; see the header and oidc_provider.py.
+const resources = config.resources ?? {};
+for (const [indicator, resource] of Object.entries(resources)) {
+  if (!URL.canParse(indicator) || indicator.includes('#')) {
+    throw new Error(`resource ${indicator}: not an absolute URI without a fragment`);
+  }
+  if (!Array.isArray(resource.scopes ?? [])) throw new Error(`resource ${indicator}: scopes is no list`);
+}
+
 const common = {
   clients,
   jwks,
@@ -226,7 +250,9 @@ const common = {
 };
 
 if (version === 9) {
-  ({ default: Provider } = await import('oidc-provider'));
+  const oidcProvider = await import('oidc-provider');
+  Provider = oidcProvider.default;
+  const { InvalidTarget } = oidcProvider.errors;
   configuration = {
     ...common,
     cookies: {
@@ -240,6 +266,33 @@ if (version === 9) {
       backchannelLogout: { enabled: true },
       // keep the token endpoint simple: no DPoP (enabled by default in 9.x; harmless, but off)
       dPoP: { enabled: false },
+      // the client_credentials grant, for clients that list it in grant_types
+      clientCredentials: { enabled: true },
+      // RFC 8707: JWT access tokens for the configured resources (see the header)
+      resourceIndicators: {
+        enabled: true,
+        // no resource= means no resource (the sign-ins' userinfo tokens stay as they were)
+        defaultResource: (ctx, client, oneOf) => oneOf,
+        useGrantedResource: () => false,
+        getResourceServerInfo(ctx, indicator) {
+          const resource = Object.hasOwn(resources, indicator) ? resources[indicator] : null;
+          if (!resource) throw new InvalidTarget(`no resource ${indicator} is configured`);
+          return {
+            scope: (resource.scopes ?? []).join(' '),
+            audience: resource.audience ?? indicator,
+            accessTokenTTL: resource.access_token_ttl ?? 3600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: resource.alg ?? 'RS256' } },
+          };
+        },
+      },
+    },
+    // An application's app roles on a resource, in its client-credentials tokens.
+    async extraTokenClaims(ctx, token) {
+      if (token.kind !== 'ClientCredentials' || !token.resourceServer) return undefined;
+      const indicator = token.resourceServer.identifier();
+      const roles = resources[indicator]?.app_roles?.[token.clientId];
+      return Array.isArray(roles) && roles.length ? { roles } : undefined;
     },
     pkce: { required: () => requirePkce }, // 9.x only supports S256
     ttl: {
@@ -263,6 +316,7 @@ if (version === 9) {
     },
   };
 } else {
+  if (Object.keys(resources).length) log('ignoring config.resources (JWT access tokens: 9.x only)');
   Provider = require('oidc-provider-6');
   configuration = {
     ...common,
