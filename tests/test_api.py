@@ -171,6 +171,7 @@ BAD_TOKENS = {
     ),
     "alg-none": lambda idp: jwt.encode({"iss": idp.issuer, "aud": API}, None, algorithm="none"),
     "no-exp": lambda idp: token(idp, exp=None),
+    "audience-of-objects": lambda idp: token(idp, aud=[{"x": 1}, API]),
 }
 
 
@@ -455,3 +456,11 @@ def test_introspection_down_is_503_and_never_lets_in(
     fake_idp.faults["/introspect"] = Fault(status=500)
     response = call(client, ENDPOINTS[0], "opaque-alice")
     assert response.status_code == 503
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_scopes_and_roles_of_the_wrong_shape_count_as_none(
+    client: Client, fake_idp: FakeIdP, alice: Any, path: str
+) -> None:
+    response = call(client, path, token(fake_idp, scp={"x": 1}, roles=[{"y": 2}]))
+    assert response.status_code == 403

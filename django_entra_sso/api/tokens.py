@@ -130,6 +130,14 @@ def check_access_token(token: str) -> AccessToken:
     )
 
 
+def _for_api(connector: Connector, audience: Any) -> bool:
+    """Is ``aud`` (a string or a list of them) one of the connector's API audiences?"""
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        return False
+    return bool(set(audiences) & set(connector.api_audiences or []))
+
+
 def _check_opaque(token: str) -> AccessToken:
     """An opaque token, asked of the one connector that introspects (RFC 7662)."""
     if not token or len(token) > 4096 or not token.isascii():
@@ -143,10 +151,8 @@ def _check_opaque(token: str) -> AccessToken:
         raise AccessTokenError("temporarily_unavailable", str(exc)) from exc
     if answer.get("active") is not True:
         raise AccessTokenError("invalid_token", f"{connector.slug}: inactive (introspection)")
-    audience = answer.get("aud")
-    audiences = [audience] if isinstance(audience, str) else audience
-    if not isinstance(audiences, list) or not set(audiences) & set(connector.api_audiences):
-        raise AccessTokenError("invalid_token", f"{connector.slug}: audience {audience!r}")
+    if not _for_api(connector, answer.get("aud")):
+        raise AccessTokenError("invalid_token", f"{connector.slug}: audience {answer.get('aud')!r}")
     exp = answer.get("exp")
     if isinstance(exp, (int, float)) and exp < time.time() - app_settings.CLOCK_LEEWAY:
         raise AccessTokenError("invalid_token", f"{connector.slug}: expired")
@@ -180,9 +186,7 @@ def _check_claims(connector: Connector, discovered_issuer: str, claims: Mapping[
         raise AccessTokenError("invalid_token", refuse + f"tenant {tid!r} is not allowed")
     elif connector.is_multi_tenant and not tenants and not connector.allow_any_tenant:
         raise AccessTokenError("invalid_token", refuse + "multi-tenant without an allow-list")
-    audience = claims.get("aud")
-    audiences = [audience] if isinstance(audience, str) else audience
-    if not isinstance(audiences, list) or not set(audiences) & set(connector.api_audiences or []):
-        raise AccessTokenError("invalid_token", refuse + f"audience {audience!r} is not an API's")
+    if not _for_api(connector, claims.get("aud")):
+        raise AccessTokenError("invalid_token", refuse + f"audience {claims.get('aud')!r}")
     if "exp" not in claims:
         raise AccessTokenError("invalid_token", refuse + "no exp")
