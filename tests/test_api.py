@@ -19,12 +19,15 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from django_entra_sso.api import connectors
 from django_entra_sso.models import Connector, Identity
 from django_entra_sso.providers import access_token_issuer_matches
 from tests.fakeidp import FakeIdP, new_rsa_key
 from tests.helpers import SignIn, make_connector
+from tests.test_hardening import PROFILE
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -464,3 +467,55 @@ def test_scopes_and_roles_of_the_wrong_shape_count_as_none(
 ) -> None:
     response = call(client, path, token(fake_idp, scp={"x": 1}, roles=[{"y": 2}]))
     assert response.status_code == 403
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_claim_names = st.sampled_from(
+    [
+        "iss",
+        "aud",
+        "sub",
+        "exp",
+        "iat",
+        "nbf",
+        "scp",
+        "scope",
+        "roles",
+        "tid",
+        "oid",
+        "azp",
+        "client_id",
+    ]
+)
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_any_signed_claims_or_header_never_make_a_500(
+    fake_idp: FakeIdP, alice: Any, path: str
+) -> None:
+    @PROFILE
+    @given(
+        claims=st.dictionaries(_claim_names, _json, max_size=6),
+        keep=st.booleans(),
+        header=st.text(max_size=40),
+    )
+    def run(claims: dict[str, Any], keep: bool, header: str) -> None:
+        client = Client(raise_request_exception=False)
+        base = token(fake_idp) if keep else None
+        if base is not None:
+            try:
+                bearer = token(fake_idp, **claims)
+            except (TypeError, ValueError):
+                assume(False)  # PyJWT itself will not sign it (an iss that is no string)
+            response = call(client, path, bearer)
+        else:
+            response = client.get(path, HTTP_AUTHORIZATION=header)
+        assert response.status_code in (200, 400, 401, 403, 503), response.content[:200]
+
+    run()

@@ -92,11 +92,10 @@ def is_application_token(connector: Connector, claims: Mapping[str, Any]) -> boo
     if connector.provider == providers.ENTRA_ID:
         return "scp" not in claims
     sub = claims.get("sub")
-    return isinstance(sub, str) and sub in {
-        claims.get("client_id"),
-        claims.get("azp"),
-        claims.get("appid"),
-    }
+    clients = [claims.get(name) for name in ("client_id", "azp", "appid")]
+    return isinstance(sub, str) and any(
+        sub == client for client in clients if isinstance(client, str)
+    )
 
 
 def check_access_token(token: str) -> AccessToken:
