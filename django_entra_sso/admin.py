@@ -22,6 +22,7 @@ from .oidc import credentials
 from .oidc.metadata import check_connection
 from .saml.metadata import check_saml_connection
 from .sessions import end_sessions_for_user
+from .setup import links as setup_links
 
 
 class EmailDomainInline(admin.TabularInline):
@@ -220,6 +221,16 @@ class ConnectorAdmin(admin.ModelAdmin):
                 name="django_entra_sso_connector_rotate",
             ),
             path(
+                "<int:object_id>/setup-link/",
+                self.admin_site.admin_view(self.setup_link_view),
+                name="django_entra_sso_connector_setup_link",
+            ),
+            path(
+                "<int:object_id>/revoke-setup-links/",
+                self.admin_site.admin_view(self.revoke_setup_links_view),
+                name="django_entra_sso_connector_revoke_setup_links",
+            ),
+            path(
                 "<int:object_id>/scim-token/",
                 self.admin_site.admin_view(self.scim_token_view),
                 name="django_entra_sso_connector_scim_token",
@@ -245,6 +256,12 @@ class ConnectorAdmin(admin.ModelAdmin):
                 extra_context["scim_token_url"] = reverse(
                     "admin:django_entra_sso_connector_scim_token", args=[connector.pk]
                 )
+                extra_context["setup_link_url"] = reverse(
+                    "admin:django_entra_sso_connector_setup_link", args=[connector.pk]
+                )
+                extra_context["revoke_setup_links_url"] = reverse(
+                    "admin:django_entra_sso_connector_revoke_setup_links", args=[connector.pk]
+                )
                 if connector.client_auth == Connector.ClientAuth.PRIVATE_KEY_JWT:
                     extra_context["rotate_url"] = reverse(
                         "admin:django_entra_sso_connector_rotate", args=[connector.pk]
@@ -252,6 +269,8 @@ class ConnectorAdmin(admin.ModelAdmin):
                     extra_context["rotation_waiting"] = connector.client_keys.filter(
                         state=credentials.NEXT
                     ).exists()
+            extra_context["active_setup_links"] = setup_links.active_links(connector)
+            extra_context["setup_events"] = list(connector.setup_events.all()[:50])
             if request.user.has_perm("django_entra_sso.view_signinevent"):
                 extra_context["sign_in_log_url"] = (
                     reverse("admin:django_entra_sso_signinevent_changelist")
@@ -388,6 +407,51 @@ class ConnectorAdmin(admin.ModelAdmin):
         )
         response["Cache-Control"] = "no-store"
         return response
+
+    def setup_link_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: a new setup link for the customer, shown once; older links stop working."""
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_change_permission(request, connector):
+            return HttpResponse(status=403)
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        token, link = setup_links.make_link(
+            connector, created_by=request.user.get_username(), request=request
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "connector": connector,
+            "setup_url": request.build_absolute_uri(reverse("entra_sso:setup", args=[token])),
+            "link": link,
+            "title": _("Setup link: %(name)s") % {"name": connector.name},
+            "change_url": reverse("admin:django_entra_sso_connector_change", args=[connector.pk]),
+        }
+        response = TemplateResponse(
+            request, "admin/django_entra_sso/connector/setup_link.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def revoke_setup_links_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: every setup link of the connector stops working."""
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_change_permission(request, connector):
+            return HttpResponse(status=403)
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        count = setup_links.revoke_links(
+            connector, revoked_by=request.user.get_username(), request=request
+        )
+        self.message_user(
+            request,
+            _("%(count)d setup link(s) of %(name)s revoked.")
+            % {"count": count, "name": connector.name},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(
+            reverse("admin:django_entra_sso_connector_change", args=[connector.pk])
+        )
 
     @admin.action(description=_("Test connection"))
     def test_connection_action(self, request: HttpRequest, queryset: Any) -> None:

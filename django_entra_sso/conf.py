@@ -188,5 +188,10 @@ class AppSettings:
         """Seconds an introspection answer (RFC 7662) is reused; never past the token's exp."""
         return int(self._get("INTROSPECTION_CACHE_TTL", 60))
 
+    @property
+    def SETUP_LINK_LIFETIME(self) -> int:
+        """Seconds a customer's self-service setup link stays usable (default 3 days)."""
+        return int(self._get("SETUP_LINK_LIFETIME", 3 * 24 * 3600))
+
 
 app_settings = AppSettings()

@@ -828,3 +828,84 @@ class SCIMGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name} @ {self.connector.slug}"
+
+
+# -- Customer self-service setup (``setup/``) ---------------------------------------------
+
+
+class SetupLink(models.Model):
+    """A one-time link that lets a customer configure one connector, stored as its SHA-256.
+
+    The token is shown once (admin, ``sso_connector invite``) and never again. A link
+    is usable until it expires, is revoked (a newer link replaces it) or is activated.
+    """
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="setup_links", verbose_name=_("connector")
+    )
+    token_hash = models.CharField(_("token hash (SHA-256)"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("setup link")
+        verbose_name_plural = _("setup links")
+        ordering = ("-created_at", "-pk")
+
+    def __str__(self) -> str:
+        return f"setup link of {self.connector.slug} ({self.created_at:%Y-%m-%d})"
+
+    def is_usable(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.activated_at is None and self.expires_at > now
+
+
+class SetupEvent(models.Model):
+    """What happened through a connector's setup links, for the site's administrators.
+
+    Never a token or a secret: the action, which fields changed, a test's result,
+    and the client's network (as the sign-in log keeps it).
+    """
+
+    class Action(models.TextChoices):
+        CREATED = "created", _("link created")
+        REVOKED = "revoked", _("links revoked")
+        SAVED = "saved", _("saved")
+        REFUSED = "refused", _("not saved (invalid)")
+        TESTED = "tested", _("connection tested")
+
+    connector = models.ForeignKey(
+        Connector,
+        on_delete=models.CASCADE,
+        related_name="setup_events",
+        verbose_name=_("connector"),
+    )
+    link = models.ForeignKey(
+        SetupLink,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("setup link"),
+    )
+    time = models.DateTimeField(_("time"), default=timezone.now)
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    detail = models.CharField(_("detail"), max_length=1000, blank=True)
+    client_network = models.CharField(
+        _("client network"),
+        max_length=64,
+        blank=True,
+        help_text=_("The client's address cut to its network: IPv4 /24, IPv6 /48."),
+    )
+
+    class Meta:
+        verbose_name = _("setup event")
+        verbose_name_plural = _("setup events")
+        ordering = ("-time", "-pk")
+        indexes = [models.Index(fields=["connector", "time"], name="entra_sso_setup_conn_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ({self.connector.slug})"

@@ -5,6 +5,7 @@ from django.urls import include, path
 from . import views
 from .saml import views as saml_views
 from .scim import urls as scim_urls
+from .setup import views as setup_views
 
 app_name = "entra_sso"
 
@@ -29,4 +30,5 @@ urlpatterns = [
     path("saml/acs/<slug:slug>/", saml_views.AssertionConsumerView.as_view(), name="saml_acs"),
     path("saml/sls/<slug:slug>/", saml_views.SingleLogoutView.as_view(), name="saml_sls"),
     path("scim/v2/<slug:slug>/", include(scim_urls)),
+    path("setup/<path:token>/", setup_views.SetupView.as_view(), name="setup"),
 ]

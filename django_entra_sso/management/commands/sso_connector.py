@@ -1,4 +1,4 @@
-"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets|scim-token``.
+"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets|scim-token|invite``.
 
 A connector is OpenID Connect (``--issuer``, ``--client-id``, a secret) or SAML
 (``--protocol saml`` with ``--saml-metadata-url`` or ``--saml-metadata-file``).
@@ -141,6 +141,18 @@ class Command(BaseCommand):
             "scim-token", help="Print a new SCIM bearer token once (the old one stops working)."
         )
         scim.add_argument("slug")
+        invite = sub.add_parser(
+            "invite",
+            help="Print a one-time setup link for the customer (older links stop working).",
+        )
+        invite.add_argument("slug")
+        invite.add_argument(
+            "--expires",
+            type=int,
+            metavar="SECONDS",
+            default=None,
+            help="How long the link works (default: ENTRA_SSO_SETUP_LINK_LIFETIME, 3 days).",
+        )
         sub.add_parser(
             "rotate-secrets",
             help="Re-encrypt every client secret with the first of ENTRA_SSO_SECRET_KEYS.",
@@ -436,6 +448,22 @@ class Command(BaseCommand):
             f"New SCIM token for {connector.slug} (shown once; the old one no longer works):\n"
             f"{token}\n"
             f"Endpoint (Entra ID: Tenant URL): https://<your site>{path}"
+        )
+
+    def do_invite(self, options: dict[str, Any]) -> None:
+        from ...setup.links import make_link
+
+        connector = self._get(options["slug"])
+        if options["expires"] is not None and options["expires"] <= 0:
+            raise CommandError("--expires: give a positive number of seconds.")
+        token, link = make_link(
+            connector, created_by="sso_connector invite", lifetime=options["expires"]
+        )
+        path = reverse("entra_sso:setup", args=[token])
+        self.stdout.write(
+            f"Setup link for {connector.slug} (shown once; older links no longer work; "
+            f"expires {link.expires_at.isoformat()}):\n"
+            f"https://<your site>{path}"
         )
 
     @staticmethod
