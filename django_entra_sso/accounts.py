@@ -207,7 +207,15 @@ def check_domain_ownership(person: VerifiedPerson) -> None:
     if domain is None:
         return
     connector = person.connector
-    owner = EmailDomain.objects.filter(domain=domain).values_list("connector_id", flat=True).first()
+    # A domain restricts its connector as soon as it is added, but it is only another
+    # connector's (and routes or vouches) once verified: an unverified claim by one
+    # customer cannot lock another out of their own domain.
+    owner = (
+        EmailDomain.objects.trusted()
+        .filter(domain=domain)
+        .values_list("connector_id", flat=True)
+        .first()
+    )
     if owner is not None and owner != connector.pk:
         raise SignInError(
             "wrong_connector",
@@ -228,7 +236,7 @@ def linkable_user(person: VerifiedPerson) -> Any:
     if person.personal_account:
         return None  # anyone can make one, with any address they read mail at
     domain = domain_of_email(email)
-    if domain is None or not connector.domains.filter(domain=domain).exists():
+    if domain is None or not connector.domains.trusted().filter(domain=domain).exists():
         return None
     user_model = get_user_model()
     email_field = user_model.get_email_field_name()
@@ -262,7 +270,7 @@ def provisioned_user(person: VerifiedPerson) -> Any:
         and person.email
         and person.email_verified
         and domain is not None
-        and person.connector.domains.filter(domain=domain).exists()
+        and person.connector.domains.trusted().filter(domain=domain).exists()
     ):
         link = (
             links.filter(external_id="", user_name__iexact=person.email)
@@ -404,7 +412,7 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
     if person.personal_account:
         return False
     domain = domain_of_email(person.email)
-    return domain is not None and person.connector.domains.filter(domain=domain).exists()
+    return domain is not None and person.connector.domains.trusted().filter(domain=domain).exists()
 
 
 def apply_profile(user: Any, person: VerifiedPerson) -> bool:

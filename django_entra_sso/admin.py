@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from . import links
-from .forms import ConnectorForm, EmailDomainFormSet
+from .forms import ConnectorForm, EmailDomainForm, EmailDomainFormSet
 from .keypairs import load_certificate
 from .models import ClientKey, Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc import credentials
@@ -27,9 +27,30 @@ from .setup import links as setup_links
 
 class EmailDomainInline(admin.TabularInline):
     model = EmailDomain
+    form = EmailDomainForm
     formset = EmailDomainFormSet
     extra = 1
-    fields = ("domain", "sso_only")
+    fields = ("domain", "sso_only", "verification", "mark_verified")
+    readonly_fields = ("verification",)
+
+    @admin.display(description=_("verification"))
+    def verification(self, obj: EmailDomain) -> str:
+        if obj.pk is None:
+            return str(_("Verified by you when saved"))
+        if obj.verified_at is not None:
+            when = formats.date_format(obj.verified_at, "DATETIME_FORMAT")
+            return str(
+                _("%(method)s, %(detail)s, %(when)s")
+                % {
+                    "method": obj.get_verification_method_display(),
+                    "detail": obj.verified_by,
+                    "when": when,
+                }
+            )
+        return str(
+            _("Not verified: routes no sign-ins until the TXT record %(record)s is found")
+            % {"record": f"entra-sso-verification={obj.verification_token}"}
+        )
 
 
 @admin.register(Connector)
@@ -159,6 +180,14 @@ class ConnectorAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if obj.client_auth == Connector.ClientAuth.PRIVATE_KEY_JWT:
             credentials.active_key(obj)  # the certificate to upload, shown on the next page
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if isinstance(formset, EmailDomainFormSet):
+            who = request.user.get_username() or "staff"  # type: ignore[union-attr]
+            for domain_form in formset.forms:
+                if isinstance(domain_form, EmailDomainForm) and domain_form.has_changed():
+                    domain_form.vouch(who)
+        super().save_formset(request, form, formset, change)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         """Without change permission every field is shown read-only: leave the secret out.

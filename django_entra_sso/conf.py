@@ -193,5 +193,31 @@ class AppSettings:
         """Seconds a customer's self-service setup link stays usable (default 3 days)."""
         return int(self._get("SETUP_LINK_LIFETIME", 3 * 24 * 3600))
 
+    @property
+    def SETUP_ACTIVATION(self) -> str:
+        """Who enables a connector set up through a link: ``"customer"`` or ``"site_owner"``."""
+        value = str(self._get("SETUP_ACTIVATION", "customer"))
+        return value if value in ("customer", "site_owner") else "customer"
+
+    @property
+    def SETUP_NOTIFY_EMAILS(self) -> list[str]:
+        """Addresses told when a customer activates (or asks to activate) a connector."""
+        return [str(address) for address in self._get("SETUP_NOTIFY_EMAILS", [])]
+
+    @property
+    def REQUIRE_DOMAIN_VERIFICATION(self) -> bool:
+        """Only verified email domains route sign-ins and vouch for emails (default ``True``)."""
+        return bool(self._get("REQUIRE_DOMAIN_VERIFICATION", True))
+
+    @property
+    def DNS_NAMESERVERS(self) -> list[str]:
+        """Name servers (``"IP"`` or ``"IP:port"``) that domain verification asks; ``[]``: the system's."""
+        return [str(server) for server in self._get("DNS_NAMESERVERS", [])]
+
+    @property
+    def DNS_TIMEOUT(self) -> float:
+        """Seconds one domain verification lookup may take in all."""
+        return float(self._get("DNS_TIMEOUT", 5.0))
+
 
 app_settings = AppSettings()

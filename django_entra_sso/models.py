@@ -5,6 +5,7 @@ No network I/O here: fetching provider metadata lives in ``oidc/metadata.py``.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
@@ -530,7 +531,30 @@ class ClientKey(models.Model):
         return f"{self.connector.slug} {self.state} {self.kid[:12]}"
 
 
+def new_verification_token() -> str:
+    """The value a domain's DNS TXT record must carry (``entra-sso-verification=<token>``)."""
+    return secrets.token_urlsafe(24)
+
+
+class EmailDomainQuerySet(models.QuerySet["EmailDomain"]):
+    def trusted(self) -> EmailDomainQuerySet:
+        """Domains that may route sign-ins and vouch for emails: the verified ones.
+
+        All of them when ``ENTRA_SSO_REQUIRE_DOMAIN_VERIFICATION`` is off (the
+        behaviour before domain verification existed).
+        """
+        from .conf import app_settings
+
+        if not app_settings.REQUIRE_DOMAIN_VERIFICATION:
+            return self.all()
+        return self.filter(verified_at__isnull=False)
+
+
 class EmailDomain(models.Model):
+    class Verification(models.TextChoices):
+        DNS = "dns", _("DNS TXT record")
+        MANUAL = "manual", _("by hand (site staff)")
+
     domain = models.CharField(
         _("email domain"),
         max_length=253,
@@ -546,6 +570,28 @@ class EmailDomain(models.Model):
         default=False,
         help_text=_("People of this domain may not sign in with a password."),
     )
+    verified_at = models.DateTimeField(
+        _("verified"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the domain was proved to be the customer's. Unverified domains route no sign-ins."
+        ),
+    )
+    verification_method = models.CharField(
+        _("verified by"), max_length=16, choices=Verification.choices, blank=True
+    )
+    verified_by = models.CharField(
+        _("verification detail"),
+        max_length=200,
+        blank=True,
+        help_text=_("Who marked it verified, or where the DNS record was found."),
+    )
+    verification_token = models.CharField(
+        _("verification token"), max_length=64, default=new_verification_token, editable=False
+    )
+
+    objects = EmailDomainQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("email domain")
@@ -556,14 +602,27 @@ class EmailDomain(models.Model):
         return self.domain
 
     def clean(self) -> None:
+        from .public_domains import refuse_public_mail_domain
+
         try:
             self.domain = normalize_domain(self.domain)
+            refuse_public_mail_domain(self.domain)
         except ValidationError as exc:
             raise ValidationError({"domain": exc}) from exc
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.domain = normalize_domain(self.domain)
         super().save(*args, **kwargs)
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    def mark_verified(self, method: str, detail: str) -> None:
+        """Record that (and how) the domain was proved; saved by the caller."""
+        self.verified_at = timezone.now()
+        self.verification_method = method
+        self.verified_by = detail[:200]
 
 
 class Identity(models.Model):
@@ -849,6 +908,12 @@ class SetupLink(models.Model):
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
     created_by = models.CharField(_("created by"), max_length=150, blank=True)
+    #: The last "Try signing in" through this link that succeeded, since the last
+    #: change of the IdP's values: "Activate" needs one.
+    tried_at = models.DateTimeField(_("sign-in tried"), null=True, blank=True)
+    #: The customer pressed "Activate" while the site owner keeps activation for
+    #: themselves (``ENTRA_SSO_SETUP_ACTIVATION = "site_owner"``).
+    activation_requested_at = models.DateTimeField(_("activation requested"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("setup link")
@@ -876,6 +941,11 @@ class SetupEvent(models.Model):
         SAVED = "saved", _("saved")
         REFUSED = "refused", _("not saved (invalid)")
         TESTED = "tested", _("connection tested")
+        TRIED = "tried", _("sign-in tried")
+        DOMAIN_ADDED = "domain_added", _("domain added")
+        DOMAIN_CHECKED = "domain_checked", _("domain checked")
+        ACTIVATED = "activated", _("activated")
+        REQUESTED = "requested", _("activation requested")
 
     connector = models.ForeignKey(
         Connector,

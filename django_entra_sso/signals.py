@@ -20,3 +20,12 @@ sso_user_created = Signal()
 #: ``"expired"`` (past the connector's maximum session age), ``"admin"`` (signed
 #: out everywhere by an administrator).
 sso_signed_out = Signal()
+
+#: A customer activated their connector from a setup link (it is enabled now).
+#: Arguments: ``request``, ``connector``, ``link`` (the ``SetupLink``, used up).
+sso_setup_activated = Signal()
+
+#: A customer finished a setup link and asks the site's team to enable the connector
+#: (``ENTRA_SSO_SETUP_ACTIVATION = "site_owner"``).
+#: Arguments: ``request``, ``connector``, ``link``.
+sso_setup_activation_requested = Signal()

@@ -49,6 +49,7 @@ from .sessions import (
     sign_out_hints,
     signed_in_connector,
 )
+from .setup import trial as setup_trial
 from .signals import sso_signed_in, sso_signed_out
 from .validation import domain_of_email
 from .verified import VerifiedSignIn
@@ -173,7 +174,9 @@ class LoginView(View):
             return self.render(
                 request, email=email, error=_("Enter a work email address, like alice@contoso.com.")
             )
-        owner = EmailDomain.objects.select_related("connector").filter(domain=domain).first()
+        owner = (
+            EmailDomain.objects.trusted().select_related("connector").filter(domain=domain).first()
+        )
         if owner is None:
             return self.render(
                 request,
@@ -253,7 +256,11 @@ class CallbackView(View):
                 return _already_signed_in()
             if exc.purpose == "revalidate" and _signed_in_through(request, slug):
                 return revalidation.failed(request, connector, exc)
+            if exc.purpose == "trial":
+                return setup_trial.failed(request, connector, exc)
             return _refused(request, connector, exc)
+        if verified.purpose == "trial":
+            return setup_trial.finish(request, verified)  # a setup page's test: no sign-in
         if verified.purpose == "revalidate":
             # A silent check of a session already signed in: never a new sign-in.
             if _signed_in_through(request, slug):

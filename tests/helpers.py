@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from django_entra_sso.oidc.tokens import BACKCHANNEL_LOGOUT_EVENT
@@ -70,7 +71,9 @@ def make_connector(
     if save:
         connector.save()
         if domain:
-            EmailDomain.objects.create(domain=domain, connector=connector)
+            EmailDomain.objects.create(
+                domain=domain, connector=connector, verified_at=timezone.now()
+            )
     return connector
 
 

@@ -24,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -83,7 +84,7 @@ def acme(idp: FakeSAMLIdP) -> Connector:
         saml_metadata_xml=idp.metadata_xml(),
         group_mapping={"readers": ["Readers"]},
     )
-    EmailDomain.objects.create(domain="acme.test", connector=connector)
+    EmailDomain.objects.create(domain="acme.test", connector=connector, verified_at=timezone.now())
     return connector
 
 
@@ -470,7 +471,7 @@ def _entra_connector(idp: FakeSAMLIdP, tenant: str = ENTRA_TENANT) -> Connector:
         provider="entra_id",
         saml_metadata_xml=idp.metadata_xml(entity_id=f"https://sts.windows.net/{tenant}/"),
     )
-    EmailDomain.objects.create(domain="acme.test", connector=connector)
+    EmailDomain.objects.create(domain="acme.test", connector=connector, verified_at=timezone.now())
     return connector
 
 
@@ -688,7 +689,7 @@ def test_metadata_by_url_is_cached_and_served_stale_while_the_idp_is_down(
     connector = Connector.objects.create(
         slug="acme", name="Acme", protocol="saml", saml_metadata_url=metadata_server.url
     )
-    EmailDomain.objects.create(domain="acme.test", connector=connector)
+    EmailDomain.objects.create(domain="acme.test", connector=connector, verified_at=timezone.now())
     assert get_idp_metadata(connector).entity_id == idp.entity_id
     assert sign_in(client, idp).status_code == 302
     assert metadata_server.hits == 1

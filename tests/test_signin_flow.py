@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from django_entra_sso.sessions import SIGN_OUT_SESSION_KEY
@@ -296,5 +297,7 @@ def test_group_overage_is_logged_not_a_crash(
 
 
 def test_domain_normalisation_in_email_domain_model(connector: Connector) -> None:
-    d = EmailDomain.objects.create(domain="Fabrikam.COM.", connector=connector)
+    d = EmailDomain.objects.create(
+        domain="Fabrikam.COM.", connector=connector, verified_at=timezone.now()
+    )
     assert d.domain == "fabrikam.com"

@@ -49,9 +49,13 @@ def _metadata(connector: Connector) -> ProviderMetadata:
         raise SignInError("provider_unreachable", str(exc)) from exc
 
 
-def _usable(connector: Connector) -> None:
-    """Refuse a connector that is off, or whose tenancy would let anyone in."""
-    if not connector.enabled:
+def _usable(connector: Connector, *, purpose: str = "sign_in") -> None:
+    """Refuse a connector that is off, or whose tenancy would let anyone in.
+
+    A customer's "Try signing in" (``purpose="trial"``) works before the connector is
+    enabled: it signs no one in.
+    """
+    if not connector.enabled and purpose != "trial":
         raise SignInError("disabled", f"{connector.slug} is disabled.")
     problem = connector.open_tenancy_problem()
     if problem:
@@ -66,13 +70,17 @@ def start_sign_in(
     login_hint: str,
     next_url: str,
     revalidate: bool = False,
+    purpose: str = "sign_in",
 ) -> str:
     """The authorization URL to send the browser to; the pending sign-in goes in its session.
 
     ``revalidate=True``: a silent ``prompt=none`` check that the signed-in person
-    still may be (no page at the IdP; ``login_required`` if not).
+    still may be (no page at the IdP; ``login_required`` if not). ``purpose="trial"``:
+    a customer's "Try signing in" from a setup page, which signs no one in.
     """
-    _usable(connector)
+    if revalidate:
+        purpose = "revalidate"
+    _usable(connector, purpose=purpose)
     metadata = _metadata(connector)
     domain = domain_of_email(login_hint) if login_hint else None
     extras = {"prompt": connector.prompt}
@@ -96,7 +104,7 @@ def start_sign_in(
             **extras,
             **providers.authorize_extras(connector.provider, domain),
         },
-        purpose="revalidate" if revalidate else "sign_in",
+        purpose=purpose,
     )
 
 
@@ -126,7 +134,7 @@ def _complete(
 ) -> VerifiedSignIn:
     if pending.connector != connector.slug:
         raise SignInError("wrong_callback", f"state of {pending.connector} came back here")
-    _usable(connector)
+    _usable(connector, purpose=pending.purpose)
     metadata = _metadata(connector)
     response_iss = params.get("iss", "")
     if not flow.response_issuer_acceptable(response_iss, metadata):

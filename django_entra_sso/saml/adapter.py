@@ -85,19 +85,25 @@ def idp_metadata(connector: Connector) -> IdPMetadata:
         raise SignInError("misconfigured", str(exc)) from exc
 
 
-def _usable(connector: Connector) -> None:
-    if not connector.enabled:
+def _usable(connector: Connector, *, purpose: str = "sign_in") -> None:
+    # A customer tries a connector before activating it: a trial signs no one in.
+    if not connector.enabled and purpose != "trial":
         raise SignInError("disabled", f"{connector.slug} is disabled.")
 
 
 def start_sign_in(
-    request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
+    request: HttpRequest,
+    connector: Connector,
+    *,
+    login_hint: str,
+    next_url: str,
+    purpose: str = "sign_in",
 ) -> Outgoing:
     """The AuthnRequest to send the browser with; the pending sign-in goes in its session.
 
     No ``Subject``/login hint: Entra ID refuses AuthnRequests that name one.
     """
-    _usable(connector)
+    _usable(connector, purpose=purpose)
     idp = idp_metadata(connector)
     binding = idp.sso.binding
     post = binding == BINDING_HTTP_POST
@@ -113,7 +119,11 @@ def start_sign_in(
     except (XmlsecMissing, SAMLConfigError) as exc:
         raise SignInError("misconfigured", str(exc)) from exc
     relay_state = flow.remember(
-        request.session, connector=connector.slug, request_id=str(request_id), next_url=next_url
+        request.session,
+        connector=connector.slug,
+        request_id=str(request_id),
+        next_url=next_url,
+        purpose=purpose,
     )
     return _send(connector, binding, str(authn_request), idp.sso.url, relay_state)
 
@@ -157,6 +167,7 @@ def complete_sign_in(
         return _complete(request, connector, saml_response, posted, pending, relay_state)
     except SignInError as exc:
         exc.next_url = next_url
+        exc.purpose = pending.purpose if pending else "sign_in"
         raise
 
 
@@ -189,7 +200,8 @@ def _complete(
         if pending.connector != connector.slug:
             raise SignInError("wrong_callback", f"request of {pending.connector} came back here")
         next_url = pending.next_url
-    _usable(connector)
+    purpose = pending.purpose if pending is not None and not unsolicited else "sign_in"
+    _usable(connector, purpose=purpose)
     idp = idp_metadata(connector)
     if posted.issuer != idp.entity_id:
         raise SignInError("wrong_callback", f"Response issuer {posted.issuer[:200]!r}")
@@ -214,7 +226,7 @@ def _complete(
         raise SignInError("invalid_token", f"Response refused: {exc!r}"[:500]) from exc
     if response is None:
         raise SignInError("invalid_token", "pysaml2 found no Response")
-    return _verified(connector, idp, endpoints, response, next_url=next_url)
+    return _verified(connector, idp, endpoints, response, next_url=next_url, purpose=purpose)
 
 
 def _verified(
@@ -224,6 +236,7 @@ def _verified(
     response: Any,
     *,
     next_url: str,
+    purpose: str = "sign_in",
 ) -> VerifiedSignIn:
     message = response.response
     assertions = list(response.assertions or [])
@@ -272,6 +285,7 @@ def _verified(
             sign_out=_sign_out_hints(name_id, session_index),
         ),
         next_url=next_url,
+        purpose=purpose,
     )
 
 

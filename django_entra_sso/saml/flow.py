@@ -37,11 +37,21 @@ class PendingSAMLLogin:
     next_url: str
     created_at: float
     protocol: str = "saml"
+    #: ``"sign_in"``, or ``"trial"``: a customer's "Try signing in" on a setup page.
+    purpose: str = "sign_in"
 
 
-def remember(session: SessionBase, *, connector: str, request_id: str, next_url: str) -> str:
+def remember(
+    session: SessionBase,
+    *,
+    connector: str,
+    request_id: str,
+    next_url: str,
+    purpose: str = "sign_in",
+) -> str:
     """Keep a started sign-in; return its ``RelayState``."""
     login = PendingSAMLLogin(
+        purpose=purpose,
         relay_state=secrets.token_urlsafe(32),
         request_id=request_id,
         connector=connector,

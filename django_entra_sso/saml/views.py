@@ -28,6 +28,7 @@ from .. import links
 from ..errors import SignInError
 from ..models import Connector
 from ..sessions import end_idp_session
+from ..setup import trial as setup_trial
 from ..views import (
     _already_signed_in,
     _failed,
@@ -117,7 +118,11 @@ class AssertionConsumerView(View):
                 request, connector, posted.get("SAMLResponse", ""), posted.get("RelayState", "")
             )
         except SignInError as exc:
+            if exc.purpose == "trial":
+                return setup_trial.failed(request, connector, exc)
             return _refused(request, connector, exc)
+        if verified.purpose == "trial":
+            return setup_trial.finish(request, verified)  # a setup page's test: no sign-in
         return finish_sign_in(request, verified)
 
 

@@ -5,6 +5,7 @@ once) and writes the setup audit (``SetupEvent``); ``guides`` holds the steps
 in each identity provider's console; ``forms`` is what the customer fills in,
 checked by the connector's own rules; ``views`` is the page at ``setup/<token>/``.
 
-First slice: the customer enters the IdP's values and tests the connection.
-Email domains stay with the site's administrators (no domain verification yet).
+``trial`` is "Try signing in" (a real round trip that signs no one in);
+``domains`` and ``dns`` add email domains and prove them by a DNS TXT record;
+``notify`` tells the site's team when a customer activates.
 """

@@ -32,6 +32,10 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,128}")
 #: POSTs (save, test) one link may make per window, and the window in seconds.
 POST_LIMIT = 20
 POST_WINDOW = 600
+#: Page views one link may make per window (a person reloads; a script loops).
+GET_LIMIT = 120
+#: Unusable links (made up, expired, revoked) one client network may try per window.
+BAD_TOKEN_LIMIT = 30
 DETAIL_MAX_LENGTH = 1000
 
 
@@ -120,18 +124,45 @@ def allow_post(link: SetupLink) -> bool:
     Without a working cache the POST is allowed: the limit guards against abuse of a
     link already given out, not against guessing (tokens are 256 random bits).
     """
+    return _count("setup_posts", str(link.pk)) <= POST_LIMIT
+
+
+def allow_get(link: SetupLink) -> bool:
+    """Count one page view through ``link``; ``False`` past ``GET_LIMIT`` in this window."""
+    return _count("setup_gets", str(link.pk)) <= GET_LIMIT
+
+
+def network_refused(request: HttpRequest) -> bool:
+    """Whether the client's network sent ``BAD_TOKEN_LIMIT`` unusable links in this window.
+
+    Read before the token is looked up, so that a flood of made-up links costs a
+    cache read each, not a database query.
+    """
+    return _count("setup_bad", _network(request), add=0) >= BAD_TOKEN_LIMIT
+
+
+def count_bad_token(request: HttpRequest) -> None:
+    _count("setup_bad", _network(request))
+
+
+def _network(request: HttpRequest) -> str:
+    return coarse_network(request.META.get("REMOTE_ADDR", "")) or "unknown"
+
+
+def _count(kind: str, who: str, *, add: int = 1) -> int:
+    """Add ``add`` to this window's counter of ``kind`` for ``who``; the count (0 if no cache)."""
     window = int(time.time() // POST_WINDOW)
-    key = cache_key("setup_posts", str(link.pk), str(window))
+    key = cache_key(kind, who, str(window))
     if tolerant_add(key, 0, POST_WINDOW + 5) is None:
-        return True
+        return 0
     try:
-        count = sso_cache().incr(key)
-    except ValueError:  # expired between add and incr: this POST is the window's first
-        return True
+        cache = sso_cache()
+        return int(cache.incr(key, add) if add else (cache.get(key) or 0))
+    except ValueError:  # expired between add and incr: this is the window's first
+        return add
     except Exception as exc:  # noqa: BLE001 - a cache outage degrades, it does not fail
-        logger.warning("Cache incr of %s failed: %r", key, exc)
-        return True
-    return int(count) <= POST_LIMIT
+        logger.warning("Cache counter %s failed: %r", key, exc)
+        return 0
 
 
 def record(

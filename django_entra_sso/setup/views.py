@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -22,8 +24,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .. import links as urls
-from ..models import Connector, SetupLink
-from . import guides
+from ..conf import app_settings
+from ..models import Connector, EmailDomain, SetupLink
+from . import domains, guides, notify, trial
 from . import links as setup_links
 from .forms import SetupForm
 
@@ -101,10 +104,23 @@ def too_many(request: HttpRequest) -> HttpResponse:
 @method_decorator(sensitive_post_parameters("client_secret"), name="dispatch")
 class SetupView(View):
     http_method_names = ["get", "post"]
+    #: The page's forms, by the ``action`` they post.
+    actions = {
+        "save": "save",
+        "test": "test",
+        "try": "try_sign_in",
+        "add_domain": "add_domain",
+        "verify_domain": "verify_domain",
+        "remove_domain": "remove_domain",
+        "activate": "activate",
+    }
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if setup_links.network_refused(request):
+            return too_many(request)
         link = setup_links.usable_link(kwargs.get("token"))
         if link is None:
+            setup_links.count_bad_token(request)
             return invalid_link(request)
         self.link = link
         response = super().dispatch(request, *args, **kwargs)
@@ -113,15 +129,27 @@ class SetupView(View):
         return response
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
-        return self.render(request, SetupForm(self.link.connector))
+        if not setup_links.allow_get(self.link):
+            return too_many(request)
+        return self.render(
+            request,
+            SetupForm(self.link.connector),
+            trial_result=trial.take_result(request, self.link),
+        )
 
     def post(self, request: HttpRequest, token: str) -> HttpResponse:
         link = self.link
         if not setup_links.allow_post(link):
             logger.warning("Setup link %s of %s: too many POSTs.", link.pk, link.connector.slug)
             return too_many(request)
-        if request.POST.get("action") == "test":
-            return self.test(request)
+        method = self.actions.get(str(request.POST.get("action", "save")))
+        if method is None:
+            return self.render(request, SetupForm(link.connector), status=400)
+        response: HttpResponse = getattr(self, method)(request, token)
+        return response
+
+    def save(self, request: HttpRequest, token: str) -> HttpResponse:
+        link = self.link
         connector = link.connector
         form = SetupForm(connector, request.POST)
         if not form.is_valid():
@@ -131,6 +159,10 @@ class SetupView(View):
             link.connector = Connector.objects.get(pk=connector.pk)
             return self.render(request, form, status=400)
         changed = form.save()
+        if changed and link.tried_at is not None:
+            # What was tried is not what is saved now: "Activate" needs a new try.
+            link.tried_at = None
+            link.save(update_fields=["tried_at"])
         setup_links.record(
             request,
             connector,
@@ -140,7 +172,7 @@ class SetupView(View):
         )
         return self.render(request, SetupForm(connector), saved=True)
 
-    def test(self, request: HttpRequest) -> HttpResponse:
+    def test(self, request: HttpRequest, token: str) -> HttpResponse:
         from ..oidc.metadata import check_connection
         from ..saml.metadata import check_saml_connection
 
@@ -157,6 +189,80 @@ class SetupView(View):
         )
         return self.render(request, SetupForm(connector), report=report)
 
+    def try_sign_in(self, request: HttpRequest, token: str) -> HttpResponse:
+        return trial.start(request, self.link, token)
+
+    def add_domain(self, request: HttpRequest, token: str) -> HttpResponse:
+        link = self.link
+        form = domains.AddDomainForm(link.connector, request.POST)
+        if not form.is_valid():
+            setup_links.record(request, link.connector, "refused", "domain not added", link=link)
+            return self.render(request, SetupForm(link.connector), domain_form=form, status=400)
+        added = form.save()
+        setup_links.record(request, link.connector, "domain_added", added.domain, link=link)
+        return self.render(request, SetupForm(link.connector), domain_added=added)
+
+    def _own_domain(self, request: HttpRequest) -> EmailDomain | None:
+        value = str(request.POST.get("domain_id", ""))
+        if not value.isdigit() or len(value) > 18:
+            return None
+        return self.link.connector.domains.filter(pk=int(value)).first()
+
+    def verify_domain(self, request: HttpRequest, token: str) -> HttpResponse:
+        link = self.link
+        domain = self._own_domain(request)
+        if domain is None:
+            return self.render(request, SetupForm(link.connector), status=400)
+        check = domains.verify(domain)
+        outcome = (
+            f"{domain.domain}: verified at {check.found_at}"
+            if check.verified
+            else f"{domain.domain}: {'DNS unreachable' if check.unreachable else 'no record'}"
+        )
+        setup_links.record(request, link.connector, "domain_checked", outcome, link=link)
+        return self.render(request, SetupForm(link.connector), dns_check=(domain.pk, check))
+
+    def remove_domain(self, request: HttpRequest, token: str) -> HttpResponse:
+        link = self.link
+        domain = self._own_domain(request)
+        if domain is None or domain.is_verified:
+            # A verified domain routes sign-ins: the site's team removes it, not a link.
+            return self.render(request, SetupForm(link.connector), status=400)
+        domain.delete()
+        setup_links.record(request, link.connector, "saved", f"removed {domain.domain}", link=link)
+        return self.render(request, SetupForm(link.connector))
+
+    def activate(self, request: HttpRequest, token: str) -> HttpResponse:
+        link = self.link
+        connector = link.connector
+        if link.tried_at is None:
+            return self.render(request, SetupForm(connector), activation_refused=True, status=400)
+        now = timezone.now()
+        if app_settings.SETUP_ACTIVATION == "site_owner":
+            if link.activation_requested_at is None:
+                link.activation_requested_at = now
+                link.save(update_fields=["activation_requested_at"])
+                setup_links.record(request, connector, "requested", "", link=link)
+                notify.activation_requested(request, connector, link)
+            return self.render(request, SetupForm(connector))
+        with transaction.atomic():
+            connector.enabled = True
+            connector.save(update_fields=["enabled", "updated_at"])
+            link.activated_at = now  # the link is used up
+            link.save(update_fields=["activated_at"])
+            setup_links.record(request, connector, "activated", "connector enabled", link=link)
+        notify.activated(request, connector, link)
+        return _page(
+            request,
+            "django_entra_sso/setup/activated.html",
+            {
+                "connector": connector,
+                "domains": [d for d in connector.domains.all() if d.is_verified],
+                "site": request.get_host(),
+            },
+            200,
+        )
+
     def render(
         self,
         request: HttpRequest,
@@ -165,6 +271,11 @@ class SetupView(View):
         status: int = 200,
         saved: bool = False,
         report: Any = None,
+        trial_result: dict[str, Any] | None = None,
+        domain_form: Any = None,
+        domain_added: Any = None,
+        dns_check: Any = None,
+        activation_refused: bool = False,
     ) -> HttpResponse:
         link: SetupLink = self.link
         connector = link.connector
@@ -175,10 +286,16 @@ class SetupView(View):
             "saml": connector.is_saml,
             "steps": guides.steps_for(connector.provider, saml=connector.is_saml),
             "paste_values": paste_values(request, connector),
-            "domains": [d.domain for d in connector.domains.all()],
+            "domains": domains.rows(connector, dns_check),
+            "domain_form": domain_form or domains.AddDomainForm(connector),
+            "domain_added": domain_added,
             "site": request.get_host(),
             "has_secret": connector.has_client_secret,
             "saved": saved,
             "report": report,
+            "trial": trial_result,
+            "can_activate": link.tried_at is not None,
+            "activation_by_site_owner": app_settings.SETUP_ACTIVATION == "site_owner",
+            "activation_refused": activation_refused,
         }
         return TemplateResponse(request, "django_entra_sso/setup/page.html", context, status=status)

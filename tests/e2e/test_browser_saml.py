@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from tests.e2e.saml_idp import NodeSAMLIdP, saml_idp_available
@@ -49,7 +50,7 @@ class SAMLSite:
             saml_metadata_url=self.idp.metadata_url,
             **fields,
         )
-        EmailDomain.objects.create(domain=DOMAIN, connector=connector)
+        EmailDomain.objects.create(domain=DOMAIN, connector=connector, verified_at=timezone.now())
         self.register()
         return connector
 

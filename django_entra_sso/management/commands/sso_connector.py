@@ -206,10 +206,7 @@ class Command(BaseCommand):
                 "Give the client secret with --client-secret-stdin, --client-secret-env NAME "
                 "or --client-secret."
             )
-        try:
-            domains = [normalize_domain(d) for d in options["domains"]]
-        except ValidationError as exc:
-            raise CommandError(f"--domain: {_first_error(exc)}") from exc
+        domains = _domains(options)
         connector = Connector.objects.filter(slug=slug).first()
         created = connector is None
         if connector is None:
@@ -248,10 +245,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{flag.replace('_', '-')}: not for a saml connector.")
         if options["client_secret_stdin"] or options["tenants"] or options["allow_any_tenant"]:
             raise CommandError("Client secrets and tenant lists are not for a saml connector.")
-        try:
-            domains = [normalize_domain(d) for d in options["domains"]]
-        except ValidationError as exc:
-            raise CommandError(f"--domain: {_first_error(exc)}") from exc
+        domains = _domains(options)
         created = connector is None
         if connector is None:
             connector = Connector(slug=slug, provider=options["provider"] or "entra_id")
@@ -326,10 +320,14 @@ class Command(BaseCommand):
         with transaction.atomic():
             connector.save()
             for domain in domains:
-                EmailDomain.objects.update_or_create(
+                row, _created = EmailDomain.objects.update_or_create(
                     domain=domain,
                     defaults={"connector": connector, "sso_only": options["sso_only"]},
                 )
+                if not row.is_verified:
+                    # Whoever runs the command vouches for the domain, as staff do in the admin.
+                    row.mark_verified("manual", "sso_connector command")
+                    row.save(update_fields=["verified_at", "verification_method", "verified_by"])
         verb = "Added" if created else "Updated"
         self.stdout.write(f"{verb} connector {slug} ({connector.issuer}).")
         if connector.client_auth == "private_key_jwt":
@@ -346,7 +344,13 @@ class Command(BaseCommand):
             self.stdout.write("No connectors.")
             return
         for c in connectors:
-            domains = ", ".join(d.domain for d in c.domains.all()) or "-"
+            domains = (
+                ", ".join(
+                    d.domain if d.is_verified else f"{d.domain} (unverified)"
+                    for d in c.domains.all()
+                )
+                or "-"
+            )
             state = "enabled" if c.enabled else "disabled"
             windows = (
                 f"revalidate {c.revalidate_after}s" if c.revalidate_after else "no revalidation"
@@ -472,3 +476,18 @@ class Command(BaseCommand):
         if connector is None:
             raise CommandError(f"No connector with slug {slug!r}.")
         return connector
+
+
+def _domains(options: dict[str, Any]) -> list[str]:
+    """The ``--domain`` values normalised; a malformed or public mail domain stops the command."""
+    from ...public_domains import refuse_public_mail_domain
+
+    domains = []
+    try:
+        for value in options["domains"]:
+            domain = normalize_domain(value)
+            refuse_public_mail_domain(domain)
+            domains.append(domain)
+    except ValidationError as exc:
+        raise CommandError(f"--domain: {_first_error(exc)}") from exc
+    return domains

@@ -1,0 +1,61 @@
+"""Telling the site's team that a customer finished their setup: a signal, and an email.
+
+The signal is always sent; the email goes to ``ENTRA_SSO_SETUP_NOTIFY_EMAILS``
+when the site lists any. A mail server that fails is logged, never shown to the
+customer: their connector is activated (or the request recorded) either way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.mail import send_mail
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+from ..conf import app_settings
+from ..models import Connector, SetupLink
+from ..signals import sso_setup_activated, sso_setup_activation_requested
+
+logger = logging.getLogger(__name__)
+
+
+def activated(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
+    sso_setup_activated.send(sender=Connector, request=request, connector=connector, link=link)
+    _mail(
+        request,
+        connector,
+        f"[{request.get_host()}] Single sign-on activated for {connector.name}",
+        f"The customer activated connector {connector.slug} ({connector.name}) from its setup "
+        "link. People of its verified email domains can sign in now.",
+    )
+
+
+def activation_requested(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
+    sso_setup_activation_requested.send(
+        sender=Connector, request=request, connector=connector, link=link
+    )
+    _mail(
+        request,
+        connector,
+        f"[{request.get_host()}] {connector.name} asks to activate single sign-on",
+        f"The customer finished setting up connector {connector.slug} ({connector.name}) and "
+        "tried signing in successfully. Enable the connector in the admin to let their people in.",
+    )
+
+
+def _mail(request: HttpRequest, connector: Connector, subject: str, body: str) -> None:
+    recipients = app_settings.SETUP_NOTIFY_EMAILS
+    if not recipients:
+        return
+    try:
+        url = request.build_absolute_uri(
+            reverse("admin:django_entra_sso_connector_change", args=[connector.pk])
+        )
+        body += f"\n\nConnector in the admin: {url}\n"
+    except NoReverseMatch:  # a site without the admin
+        pass
+    try:
+        send_mail(subject, body, None, recipients)
+    except Exception:
+        logger.exception("Could not send the setup notification for %s", connector.slug)
