@@ -94,7 +94,9 @@ def make_connector(
     )
     connector.client_secret = idp.client_secret
     connector.save()
-    EmailDomain.objects.update_or_create(domain=domain, defaults={"connector": connector})
+    EmailDomain.objects.update_or_create(
+        domain=domain, defaults={"connector": connector, "verified_at": timezone.now()}
+    )
     return connector
 
 
@@ -436,7 +438,11 @@ def figure_4(cfg: BenchConfig, idp: BenchIdP) -> Figure:
         pks = dict(Connector.objects.filter(slug__startswith="hrd-").values_list("slug", "pk"))
         EmailDomain.objects.bulk_create(
             [
-                EmailDomain(domain=f"tenant{i}.example", connector_id=pks[f"hrd-{i}"])
+                EmailDomain(
+                    domain=f"tenant{i}.example",
+                    connector_id=pks[f"hrd-{i}"],
+                    verified_at=timezone.now(),
+                )
                 for i in range(existing, count)
             ],
             batch_size=2_000,
@@ -1211,7 +1217,9 @@ def figure_9(cfg: BenchConfig, idp: BenchIdP) -> Figure:
             "saml_metadata_xml": saml_idp.metadata_xml(),
         },
     )
-    EmailDomain.objects.get_or_create(domain=SAML_DOMAIN, defaults={"connector": connector})
+    EmailDomain.objects.get_or_create(
+        domain=SAML_DOMAIN, defaults={"connector": connector, "verified_at": timezone.now()}
+    )
     n = cfg.saml_signins
     clients = {"oidc": Client(), "saml": Client(), "saml-encrypted": Client()}
     Client().get(f"/sso/saml/metadata/{SAML_SLUG}/")  # makes the connector's key pair

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -38,7 +38,7 @@ class EmailDomainInline(admin.TabularInline):
         if obj.pk is None:
             return str(_("Verified by you when saved"))
         if obj.verified_at is not None:
-            when = formats.date_format(obj.verified_at, "DATETIME_FORMAT")
+            when = formats.date_format(timezone.localtime(obj.verified_at), "DATETIME_FORMAT")
             return str(
                 _("%(method)s, %(detail)s, %(when)s")
                 % {
@@ -211,7 +211,11 @@ class ConnectorAdmin(admin.ModelAdmin):
             return str(_("Set"))
         return str(
             _("Set (last changed %(when)s)")
-            % {"when": formats.date_format(obj.client_secret_changed_at, "DATETIME_FORMAT")}
+            % {
+                "when": formats.date_format(
+                    timezone.localtime(obj.client_secret_changed_at), "DATETIME_FORMAT"
+                )
+            }
         )
 
     @admin.display(description=_("email domains"))

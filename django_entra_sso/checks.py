@@ -138,6 +138,38 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_entra_sso.E008",
             )
         )
+    errors += _setup_setting_errors()
+    return errors
+
+
+def _setup_setting_errors() -> list[Any]:
+    """Self-service setup settings that would be misread silently."""
+    from django.conf import settings
+
+    from .setup.dns import parse_nameserver
+
+    errors: list[Any] = []
+    activation = getattr(settings, "ENTRA_SSO_SETUP_ACTIVATION", "customer")
+    if activation not in ("customer", "site_owner"):
+        errors.append(
+            Error(
+                f"ENTRA_SSO_SETUP_ACTIVATION is {activation!r}; it must be 'customer' or "
+                "'site_owner'.",
+                hint="Until it is fixed, customers cannot activate (as with 'site_owner').",
+                id="django_entra_sso.E010",
+            )
+        )
+    for server in app_settings.DNS_NAMESERVERS:
+        try:
+            parse_nameserver(server)
+        except ValueError as exc:
+            errors.append(
+                Error(
+                    f"ENTRA_SSO_DNS_NAMESERVERS: {server!r} is not a name server address ({exc}).",
+                    hint="Give IP addresses, as '192.0.2.53', '192.0.2.53:5353' or '[::1]:5353'.",
+                    id="django_entra_sso.E011",
+                )
+            )
     return errors
 
 

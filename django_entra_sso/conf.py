@@ -197,7 +197,8 @@ class AppSettings:
     def SETUP_ACTIVATION(self) -> str:
         """Who enables a connector set up through a link: ``"customer"`` or ``"site_owner"``."""
         value = str(self._get("SETUP_ACTIVATION", "customer"))
-        return value if value in ("customer", "site_owner") else "customer"
+        # A misspelt value keeps activation with the site's team (check E010 names it).
+        return value if value in ("customer", "site_owner") else "site_owner"
 
     @property
     def SETUP_NOTIFY_EMAILS(self) -> list[str]:

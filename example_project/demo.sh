@@ -149,6 +149,8 @@ API_CLIENT_ID="bookstore-daemon"
 SAML_SLUG="bookstore-saml"
 SAML_DOMAIN="saml.bookstore.example"
 SAML_SP_METADATA_URL="$SITE_URL/sso/saml/metadata/$SAML_SLUG/"
+# A new customer who sets up their own connector from the setup link demo.sh prints.
+SELF_SERVICE_SLUG="northwind"
 ADMIN_USER="admin"
 ADMIN_PASSWORD="admin-demo-pw"
 
@@ -346,6 +348,7 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 		--client-id "$CLIENT_ID" --client-secret "$SECRET" \
 		--redirect-uri "$SITE_URL/sso/callback/bookstore/" \
 		--redirect-uri "http://127.0.0.1:$SITE_PORT/sso/callback/bookstore/" \
+		--redirect-uri "$SITE_URL/sso/callback/$SELF_SERVICE_SLUG/" \
 		--post-logout-redirect-uri "$SITE_URL/" \
 		--post-logout-redirect-uri "http://127.0.0.1:$SITE_PORT/"
 	quietly "registering the API client $API_CLIENT_ID" idp add_api_client \
@@ -376,7 +379,10 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 		map_groups+=(--map-groups "$SAML_SLUG")
 	fi
 	quietly "seeding the bookstore" site bookstore_setup \
-		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" "${map_groups[@]}"
+		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" "${map_groups[@]}" \
+		--self-service "$SELF_SERVICE_SLUG"
+	# A new customer's setup link (one-time; each start replaces the last one).
+	SETUP_LINK="$(site sso_connector invite "$SELF_SERVICE_SLUG" --base-url "$SITE_URL" | tail -n 1)"
 else
 	quietly "seeding the bookstore" site bookstore_setup \
 		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD"
@@ -523,6 +529,12 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 	if [[ "$LOCAL_SAML" == 1 ]]; then
 		say "              SAML metadata $IDP_URL/saml/metadata/"
 	fi
+	cat <<EOF
+  Setup link  $SETUP_LINK
+              a new customer (Northwind) sets up their own connector: fill in issuer
+              $IDP_ISSUER, client ID $CLIENT_ID and the secret in $SECRET_FILE,
+              Try signing in, Activate (their domain is then verified in the admin, by hand)
+EOF
 	# call_api.py's defaults are demo.sh's: name the knobs that differ from them.
 	knobs=""
 	[[ "$IDP_PORT" == 9000 ]] || knobs="${knobs}DEMO_IDP_PORT=$IDP_PORT "

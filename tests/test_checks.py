@@ -144,6 +144,31 @@ def test_e008_symmetric_or_none_algorithm_allowed(algorithms: list[str]) -> None
         assert algorithm in str(error)
 
 
+@pytest.mark.parametrize("value", ["site-owner", "Customer", ""])
+def test_e010_unknown_setup_activation_keeps_activation_with_the_site(value: str) -> None:
+    from django_entra_sso.conf import app_settings
+
+    with override_settings(ENTRA_SSO_SETUP_ACTIVATION=value):
+        error = check_command_fails_with("django_entra_sso.E010")
+        assert app_settings.SETUP_ACTIVATION == "site_owner"
+    assert repr(value) in str(error)
+
+
+@pytest.mark.parametrize("server", ["dns.example.com", "192.0.2.1:99999", "[::1]:x"])
+def test_e011_a_name_server_that_is_no_address(server: str) -> None:
+    with override_settings(ENTRA_SSO_DNS_NAMESERVERS=["198.51.100.53", server]):
+        error = check_command_fails_with("django_entra_sso.E011")
+    assert repr(server) in str(error) and "198.51.100.53" not in str(error)
+
+
+@override_settings(
+    ENTRA_SSO_SETUP_ACTIVATION="site_owner",
+    ENTRA_SSO_DNS_NAMESERVERS=["127.0.0.1:5353", "[::1]:53", "192.0.2.53"],
+)
+def test_good_setup_settings_are_fine() -> None:
+    assert checks.check_settings() == []
+
+
 @override_settings(ENTRA_SSO_ALLOWED_ALGORITHMS=["RS256", "PS256", "ES256"])
 def test_asymmetric_algorithms_only_is_fine() -> None:
     assert checks.check_settings() == []
@@ -161,6 +186,8 @@ def test_every_check_id_in_the_module_is_tested() -> None:
         "django_entra_sso.E006",
         "django_entra_sso.E007",
         "django_entra_sso.E008",
+        "django_entra_sso.E010",
+        "django_entra_sso.E011",
         "django_entra_sso.W001",
         "django_entra_sso.W002",
         "django_entra_sso.W003",  # test_security_review.py, finding 5

@@ -232,6 +232,42 @@ def sign_in(session: requests.Session, demo: Demo) -> requests.Response:
     return back
 
 
+def set_up_the_new_customer(demo: Demo) -> None:
+    """The setup link demo.sh printed: fill in the IdP's values, try signing in, activate."""
+    printed = demo.output()
+    link = re.search(r"^  Setup link  (http://\S+/sso/setup/\S+/)$", printed, re.M)
+    secret_file = re.search(r"the secret in (\S+),", printed)
+    issuer = re.search(r"fill in issuer\s+(\S+), client ID (\S+)", printed)
+    assert link and secret_file and issuer, printed
+    it_admin = requests.Session()  # the customer's IT administrator: no account on the site
+    page = it_admin.get(link.group(1), timeout=30)
+    assert page.status_code == 200 and "Set up single sign-on for Northwind Traders" in page.text
+    saved = submit(
+        it_admin,
+        page,
+        form_of(page, id="setup-form"),
+        issuer=issuer.group(1),
+        client_id=issuer.group(2),
+        client_secret=Path(secret_file.group(1)).read_text().strip(),
+    )
+    assert 'id="setup-saved"' in saved.text, text_of(saved)[:2000]
+    at_idp = submit(it_admin, saved, form_of(saved, id="setup-try-form"))
+    assert urlsplit(at_idp.url).netloc == f"127.0.0.1:{demo.idp_port}", at_idp.url
+    consent = submit(
+        it_admin,
+        at_idp,
+        form_of(at_idp, id="login-form"),
+        username="alice",
+        password="alice-demo-pw",
+    )
+    tried = submit(it_admin, consent, form_of(consent, id="authorizationForm"), allow="Authorize")
+    assert tried.url == link.group(1), tried.url
+    assert "This is what this site received" in tried.text and EMAIL in tried.text
+    activated = submit(it_admin, tried, form_of(tried, id="setup-activate-form"))
+    assert "Single sign-on is on for Northwind Traders" in activated.text
+    assert it_admin.get(link.group(1), timeout=30).status_code == 404  # used up
+
+
 def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     demo: Demo,
 ) -> None:
@@ -280,6 +316,8 @@ def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     again = session.get(demo.site + "/books/", timeout=30)
     assert urlsplit(again.url).path == "/sso/login/"
     assert "Not signed in" in session.get(demo.idp + "/", timeout=30).text
+
+    set_up_the_new_customer(demo)
 
     # Ctrl-C in a terminal signals the whole foreground group; the servers,
     # started as background jobs, ignore it, so the script's trap must stop them.

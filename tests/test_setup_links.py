@@ -135,7 +135,7 @@ def test_the_page_is_never_cached_nor_indexed_and_sends_no_referer(
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     assert response["X-Robots-Tag"] == "noindex, nofollow"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
 
 
 @pytest.mark.parametrize(
@@ -428,7 +428,23 @@ def test_cli_invite_prints_the_link_once(client: Client, connector: Connector) -
     assert client.get(page(match.group(1))).status_code == 200
 
 
-@pytest.mark.parametrize("args", [["nope"], ["contoso", "--expires", "0"]])
+def test_cli_invite_prints_the_whole_link_given_the_sites_address(connector: Connector) -> None:
+    out = StringIO()
+    call_command(
+        "sso_connector", "invite", "contoso", "--base-url", "http://127.0.0.1:8000/", stdout=out
+    )
+    assert re.search(r"^http://127\.0\.0\.1:8000/sso/setup/[A-Za-z0-9_-]+/$", out.getvalue(), re.M)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["nope"],
+        ["contoso", "--expires", "0"],
+        ["contoso", "--base-url", "javascript:alert(1)"],
+        ["contoso", "--base-url", "https://shop.example.com?x=1"],
+    ],
+)
 def test_cli_invite_refuses_bad_input(connector: Connector, args: list[str]) -> None:
     with pytest.raises(CommandError):
         call_command("sso_connector", "invite", *args, stdout=StringIO())

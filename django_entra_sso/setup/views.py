@@ -3,7 +3,7 @@
 No Django account is needed: the link's token is the credential, and it opens
 one connector's IdP fields and nothing else (not its email domains, which would
 route sign-ins, nor any other setting). Every answer is ``never_cache``, not to
-be indexed, and sends no Referer (the token is in the URL). A link that does
+be indexed, and sends no Referer to other sites (the token is in the URL). A link that does
 not work answers one 404 page, whatever the reason; too many POSTs through a
 link answer 429.
 """
@@ -31,6 +31,11 @@ from . import links as setup_links
 from .forms import SetupForm
 
 logger = logging.getLogger(__name__)
+
+#: The token is in the URL: no other site may see it in a Referer (the guides link to
+#: the IdPs' consoles). Not ``no-referrer``: with it Chromium sends ``Origin: null`` on
+#: the page's own POSTs, which Django's CSRF check refuses (found by the browser test).
+REFERRER_POLICY = "same-origin"
 
 
 def paste_values(request: HttpRequest, connector: Connector) -> list[tuple[str, str, str]]:
@@ -64,7 +69,7 @@ def paste_values(request: HttpRequest, connector: Connector) -> list[tuple[str, 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int) -> Any:
     response = TemplateResponse(request, template, context, status=status)
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = REFERRER_POLICY
     return response
 
 
@@ -125,7 +130,7 @@ class SetupView(View):
         self.link = link
         response = super().dispatch(request, *args, **kwargs)
         response["X-Robots-Tag"] = "noindex, nofollow"
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = REFERRER_POLICY
         return response
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:

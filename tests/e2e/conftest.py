@@ -83,6 +83,8 @@ CLIENTS = {
         Client("globex", 9, "globex-site", "globex.test", "form_post", "client_secret_post"),
         # made through the admin in test_browser_admin.py (no row created by the fixtures)
         Client("umbrella", 9, "umbrella-site", "umbrella.test", "query", "client_secret_basic"),
+        # set up by the customer through a setup link (test_browser_setup.py; no row made here)
+        Client("wayne", 9, "wayne-site", "wayne.test", "query", "client_secret_basic"),
         # private_key_jwt: the provider fetches the connector's public keys from /sso/jwks/
         Client("cyberdyne", 9, "cyberdyne-site", "cyberdyne.test", "query", "private_key_jwt"),
         # front-channel logout (6.x only)

@@ -11,6 +11,7 @@ NAME`` keep it out of both.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -152,6 +153,12 @@ class Command(BaseCommand):
             metavar="SECONDS",
             default=None,
             help="How long the link works (default: ENTRA_SSO_SETUP_LINK_LIFETIME, 3 days).",
+        )
+        invite.add_argument(
+            "--base-url",
+            metavar="URL",
+            default="",
+            help="The site's address (https://shop.example.com), to print the whole link.",
         )
         sub.add_parser(
             "rotate-secrets",
@@ -460,6 +467,11 @@ class Command(BaseCommand):
         connector = self._get(options["slug"])
         if options["expires"] is not None and options["expires"] <= 0:
             raise CommandError("--expires: give a positive number of seconds.")
+        base = str(options["base_url"] or "").rstrip("/")
+        if base and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", base):
+            raise CommandError(
+                "--base-url: give the site's address, like https://shop.example.com."
+            )
         token, link = make_link(
             connector, created_by="sso_connector invite", lifetime=options["expires"]
         )
@@ -467,7 +479,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Setup link for {connector.slug} (shown once; older links no longer work; "
             f"expires {link.expires_at.isoformat()}):\n"
-            f"https://<your site>{path}"
+            f"{base or 'https://<your site>'}{path}"
         )
 
     @staticmethod

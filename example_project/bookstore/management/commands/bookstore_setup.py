@@ -33,6 +33,13 @@ class Command(BaseCommand):
             help="Connector whose groups claim maps readers/staff onto Django groups "
             "(only when it has no mapping yet). Repeat for several.",
         )
+        parser.add_argument(
+            "--self-service",
+            metavar="SLUG",
+            default="",
+            help="A connector for a new customer to set up from a setup link: made switched "
+            "off and empty if missing, left as it is otherwise.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model: Any = get_user_model()
@@ -44,6 +51,13 @@ class Command(BaseCommand):
                 username=username, email=options["admin_email"], password=options["admin_password"]
             )
             self.stdout.write(f"Created admin account {username}.")
+        slug = options["self_service"]
+        if slug and not Connector.objects.filter(slug=slug).exists():
+            # What the site's team makes before sending the link: a name, a type, no values.
+            Connector.objects.create(
+                slug=slug, name="Northwind Traders", provider="oidc", enabled=False
+            )
+            self.stdout.write(f"Created connector {slug} for self-service setup.")
         for slug in options["map_groups"]:
             connector = Connector.objects.filter(slug=slug).first()
             if connector is None:
