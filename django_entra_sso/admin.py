@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -16,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .forms import ConnectorForm, EmailDomainForm, EmailDomainFormSet
-from .keypairs import load_certificate
+from .keypairs import sha1_thumbprint
 from .models import ClientKey, Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc import credentials
 from .oidc.metadata import check_connection
@@ -165,7 +164,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                     _("thumbprint (x5t#S256)"),
                     key.kid,
                     _("Entra ID shows"),
-                    _sha1_thumbprint(key.certificate),
+                    sha1_thumbprint(key.certificate),
                     _("expires"),
                     formats.date_format(key.not_after, "DATE_FORMAT"),
                     reverse("admin:django_entra_sso_connector_certificate", args=[obj.pk, key.pk]),
@@ -532,15 +531,6 @@ class ConnectorAdmin(admin.ModelAdmin):
                 % {"name": connector.name, "reason": saml_report.error},
                 messages.ERROR,
             )
-
-
-def _sha1_thumbprint(certificate_pem: str) -> str:
-    """The certificate's thumbprint as Entra's portal lists it: SHA-1, upper-case hex.
-
-    A name to compare by eye after the upload, not a security check.
-    """
-    fingerprint = load_certificate(certificate_pem).fingerprint(hashes.SHA1())  # noqa: S303
-    return fingerprint.hex().upper()
 
 
 def _fold_other_protocol(fieldsets: Any, obj: Connector | None) -> list[Any]:

@@ -53,3 +53,12 @@ def b64url(data: bytes) -> str:
 def thumbprint(certificate: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
     """The certificate's thumbprint, base64url: ``x5t#S256`` (SHA-256) or ``x5t`` (SHA-1)."""
     return b64url(certificate.fingerprint(algorithm))
+
+
+def sha1_thumbprint(certificate_pem: str) -> str:
+    """The certificate's thumbprint as Entra's portal lists it: SHA-1, upper-case hex.
+
+    A name to compare by eye after the upload, not a security check.
+    """
+    fingerprint = load_certificate(certificate_pem).fingerprint(hashes.SHA1())  # noqa: S303
+    return fingerprint.hex().upper()

@@ -644,3 +644,38 @@ def test_a_saml_trial_shows_the_attributes_and_signs_no_one_in(client: Client, d
     assert "This connector has no email domains yet." in body
     nobody_signed_in(client)
     assert SetupLink.objects.get().tried_at is not None
+
+
+# -- certificate credentials: the certificate to upload, on the setup page -----------------------
+
+
+def test_a_certificate_connector_offers_its_certificate_and_asks_no_secret(
+    client: Client, fake_idp: FakeIdP
+) -> None:
+    from django_entra_sso.oidc.credentials import active_key, start_rotation
+
+    connector = make_connector(
+        fake_idp, "cyberdyne", client_auth="private_key_jwt", client_secret=""
+    )
+    token = link_for(connector)
+    body = client.get(page(token)).content.decode()
+    key = active_key(connector)
+    assert 'id="setup-certificates"' in body
+    assert 'name="client_secret"' not in body
+    download = client.get(page(token), {"certificate": key.kid})
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/x-pem-file"
+    assert download.content.decode() == key.certificate
+    assert "BEGIN CERTIFICATE" in key.certificate and "PRIVATE" not in download.content.decode()
+    # During a rotation both are offered; a key of another connector or a made-up one is not.
+    upcoming = start_rotation(connector)
+    assert client.get(page(token), {"certificate": upcoming.kid}).status_code == 200
+    other = make_connector(fake_idp, "skynet", client_auth="private_key_jwt", client_secret="")
+    assert client.get(page(token), {"certificate": active_key(other).kid}).status_code == 404
+    assert client.get(page(token), {"certificate": "x" * 5000}).status_code == 404
+
+
+def test_a_secret_connector_offers_no_certificate(client: Client, fresh: Connector) -> None:
+    body = client.get(page(link_for(fresh))).content.decode()
+    assert 'id="setup-certificates"' not in body and 'name="client_secret"' in body
+    assert client.get(page(link_for(fresh)), {"certificate": "anything"}).status_code == 404

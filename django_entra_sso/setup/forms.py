@@ -66,7 +66,14 @@ class SetupForm(forms.Form):
 
     def __init__(self, connector: Connector, *args: Any, **kwargs: Any) -> None:
         self.connector = connector
-        names = SAML_FIELDS if connector.is_saml else (*OIDC_FIELDS, "client_secret")
+        with_certificate = connector.client_auth == Connector.ClientAuth.PRIVATE_KEY_JWT
+        names: tuple[str, ...] = (
+            SAML_FIELDS
+            if connector.is_saml
+            else OIDC_FIELDS
+            if with_certificate  # a certificate instead of a secret: nothing to enter
+            else (*OIDC_FIELDS, "client_secret")
+        )
         kwargs.setdefault("initial", {name: getattr(connector, name) for name in names[:2]})
         super().__init__(*args, **kwargs)
         for name in list(self.fields):

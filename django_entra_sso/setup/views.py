@@ -25,7 +25,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from .. import links as urls
 from ..conf import app_settings
-from ..models import Connector, EmailDomain, SetupLink
+from ..keypairs import sha1_thumbprint
+from ..models import ClientKey, Connector, EmailDomain, SetupLink
 from . import domains, guides, notify, trial
 from . import links as setup_links
 from .forms import SetupForm
@@ -64,6 +65,16 @@ def paste_values(request: HttpRequest, connector: Connector) -> list[tuple[str, 
             "post-logout-redirect-uri",
         ),
     ]
+
+
+def certificates(connector: Connector) -> list[ClientKey]:
+    """The client certificates to upload (``private_key_jwt``): made when there is none yet."""
+    if connector.is_saml or connector.client_auth != Connector.ClientAuth.PRIVATE_KEY_JWT:
+        return []
+    from ..oidc.credentials import active_key, published_keys
+
+    active_key(connector)
+    return published_keys(connector)
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int) -> Any:
@@ -136,6 +147,8 @@ class SetupView(View):
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
         if not setup_links.allow_get(self.link):
             return too_many(request)
+        if "certificate" in request.GET:
+            return self.certificate(request, str(request.GET["certificate"]))
         return self.render(
             request,
             SetupForm(self.link.connector),
@@ -193,6 +206,16 @@ class SetupView(View):
             link=self.link,
         )
         return self.render(request, SetupForm(connector), report=report)
+
+    def certificate(self, request: HttpRequest, kid: str) -> HttpResponse:
+        """One of the connector's published client certificates, to upload to the IdP."""
+        key = next((k for k in certificates(self.link.connector) if k.kid == kid), None)
+        if key is None:
+            return self.render(request, SetupForm(self.link.connector), status=404)
+        response = HttpResponse(key.certificate, content_type="application/x-pem-file")
+        name = f"{self.link.connector.slug}-{key.state}-{key.kid[:8]}.pem"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def try_sign_in(self, request: HttpRequest, token: str) -> HttpResponse:
         return trial.start(request, self.link, token)
@@ -296,6 +319,9 @@ class SetupView(View):
             "domain_added": domain_added,
             "site": request.get_host(),
             "has_secret": connector.has_client_secret,
+            "certificates": [
+                (key, sha1_thumbprint(key.certificate)) for key in certificates(connector)
+            ],
             "saved": saved,
             "report": report,
             "trial": trial_result,
