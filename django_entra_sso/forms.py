@@ -289,6 +289,12 @@ class EmailDomainForm(forms.ModelForm):
         model = EmailDomain
         fields = ("domain", "sso_only")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.is_verified:
+            self.fields["mark_verified"].disabled = True
+            self.fields["mark_verified"].initial = True
+
     def clean_domain(self) -> str:
         domain = self.cleaned_data.get("domain", "")
         # The model's clean() says the same, but a public domain is said on its field.

@@ -943,6 +943,7 @@ class SetupEvent(models.Model):
         TESTED = "tested", _("connection tested")
         TRIED = "tried", _("sign-in tried")
         DOMAIN_ADDED = "domain_added", _("domain added")
+        DOMAIN_REMOVED = "domain_removed", _("domain removed")
         DOMAIN_CHECKED = "domain_checked", _("domain checked")
         ACTIVATED = "activated", _("activated")
         REQUESTED = "requested", _("activation requested")

@@ -407,6 +407,21 @@ def test_only_unverified_domains_can_be_removed_through_a_link(
         == 200
     )
     assert set(EmailDomain.objects.values_list("domain", flat=True)) == {"fabrikam.com"}
+    assert actions(fresh)[-1] == "domain_removed"
+
+
+def test_a_domain_taken_between_the_check_and_the_save_is_a_clear_refusal(
+    fake_idp: FakeIdP, fresh: Connector
+) -> None:
+    from django_entra_sso.setup.domains import AddDomainForm
+
+    form = AddDomainForm(fresh, {"domain": "fabrikam.co.jp"})
+    assert form.is_valid()
+    other = make_connector(fake_idp, "contoso", domain="contoso.com")
+    EmailDomain.objects.create(domain="fabrikam.co.jp", connector=other)  # the other request
+    assert form.save() is None
+    assert "was registered a moment ago" in str(form.errors["domain"])
+    assert EmailDomain.objects.get(domain="fabrikam.co.jp").connector == other
 
 
 def test_an_unknown_action_is_a_clear_400(client: Client, fresh: Connector) -> None:

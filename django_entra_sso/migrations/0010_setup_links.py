@@ -75,7 +75,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('time', models.DateTimeField(default=django.utils.timezone.now, verbose_name='time')),
-                ('action', models.CharField(choices=[('created', 'link created'), ('revoked', 'links revoked'), ('saved', 'saved'), ('refused', 'not saved (invalid)'), ('tested', 'connection tested'), ('tried', 'sign-in tried'), ('domain_added', 'domain added'), ('domain_checked', 'domain checked'), ('activated', 'activated'), ('requested', 'activation requested')], max_length=16, verbose_name='action')),
+                ('action', models.CharField(choices=[('created', 'link created'), ('revoked', 'links revoked'), ('saved', 'saved'), ('refused', 'not saved (invalid)'), ('tested', 'connection tested'), ('tried', 'sign-in tried'), ('domain_added', 'domain added'), ('domain_removed', 'domain removed'), ('domain_checked', 'domain checked'), ('activated', 'activated'), ('requested', 'activation requested')], max_length=16, verbose_name='action')),
                 ('detail', models.CharField(blank=True, max_length=1000, verbose_name='detail')),
                 ('client_network', models.CharField(blank=True, help_text="The client's address cut to its network: IPv4 /24, IPv6 /48.", max_length=64, verbose_name='client network')),
                 ('connector', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='setup_events', to='django_entra_sso.connector', verbose_name='connector')),

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Connector, EmailDomain
@@ -59,10 +60,20 @@ class AddDomainForm(forms.Form):
             raise ValidationError(problem)
         return domain
 
-    def save(self) -> EmailDomain:
-        return EmailDomain.objects.create(
-            connector=self.connector, domain=self.cleaned_data["domain"]
-        )
+    def save(self) -> EmailDomain | None:
+        """The new domain; ``None`` (with the form's error) when a concurrent request took it."""
+        try:
+            with transaction.atomic():
+                return EmailDomain.objects.create(
+                    connector=self.connector, domain=self.cleaned_data["domain"]
+                )
+        except IntegrityError:
+            self.add_error(
+                "domain",
+                _("%(domain)s was registered a moment ago. Ask the site's team.")
+                % {"domain": self.cleaned_data["domain"]},
+            )
+            return None
 
 
 def verify(domain: EmailDomain) -> dns.DNSCheck:

@@ -227,6 +227,8 @@ class SetupView(View):
             setup_links.record(request, link.connector, "refused", "domain not added", link=link)
             return self.render(request, SetupForm(link.connector), domain_form=form, status=400)
         added = form.save()
+        if added is None:
+            return self.render(request, SetupForm(link.connector), domain_form=form, status=409)
         setup_links.record(request, link.connector, "domain_added", added.domain, link=link)
         return self.render(request, SetupForm(link.connector), domain_added=added)
 
@@ -257,7 +259,7 @@ class SetupView(View):
             # A verified domain routes sign-ins: the site's team removes it, not a link.
             return self.render(request, SetupForm(link.connector), status=400)
         domain.delete()
-        setup_links.record(request, link.connector, "saved", f"removed {domain.domain}", link=link)
+        setup_links.record(request, link.connector, "domain_removed", domain.domain, link=link)
         return self.render(request, SetupForm(link.connector))
 
     def activate(self, request: HttpRequest, token: str) -> HttpResponse:
