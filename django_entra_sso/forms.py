@@ -251,18 +251,7 @@ class ConnectorForm(forms.ModelForm):
             self._read_saml_metadata()
 
     def _read_saml_metadata(self) -> None:
-        """Read the IdP's metadata now, so that a typo is found here and not at sign-in."""
-        from .saml.metadata import SAMLMetadataError, get_idp_metadata
-
-        connector = self.instance
-        field = "saml_metadata_xml" if connector.saml_metadata_xml else "saml_metadata_url"
-        try:
-            metadata = get_idp_metadata(connector, force=True)
-        except SAMLMetadataError as exc:
-            self.add_error(field, str(exc))
-            return
-        # Shown in lists and searches: the IdP's entity ID is the SAML "issuer".
-        connector.issuer = metadata.entity_id[:500]
+        read_saml_metadata(self, self.instance)
 
     def save(self, commit: bool = True) -> Connector:
         secret = self.cleaned_data.get("client_secret")
@@ -273,6 +262,21 @@ class ConnectorForm(forms.ModelForm):
 
             ensure_key_pair(self.instance)
         return super().save(commit=commit)
+
+
+def read_saml_metadata(form: forms.BaseForm, connector: Connector) -> None:
+    """Read a SAML connector's IdP metadata now, so that a typo is found in ``form``, not at
+    sign-in; the metadata's field gets the error. (The admin's form and the setup page's.)"""
+    from .saml.metadata import SAMLMetadataError, get_idp_metadata
+
+    field = "saml_metadata_xml" if connector.saml_metadata_xml else "saml_metadata_url"
+    try:
+        metadata = get_idp_metadata(connector, force=True)
+    except SAMLMetadataError as exc:
+        form.add_error(field, str(exc))
+        return
+    # Shown in lists and searches: the IdP's entity ID is the SAML "issuer".
+    connector.issuer = metadata.entity_id[:500]
 
 
 class EmailDomainForm(forms.ModelForm):

@@ -536,6 +536,16 @@ def new_verification_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def client_network_field() -> models.CharField:
+    """Where a logged request came from: its address cut to a network, never the address."""
+    return models.CharField(
+        _("client network"),
+        max_length=64,
+        blank=True,
+        help_text=_("The client's address cut to its network: IPv4 /24, IPv6 /48."),
+    )
+
+
 class EmailDomainQuerySet(models.QuerySet["EmailDomain"]):
     def trusted(self) -> EmailDomainQuerySet:
         """Domains that may route sign-ins and vouch for emails: the verified ones.
@@ -758,12 +768,7 @@ class SignInEvent(models.Model):
         related_name="sso_sign_in_events",
         verbose_name=_("user"),
     )
-    client_network = models.CharField(
-        _("client network"),
-        max_length=64,
-        blank=True,
-        help_text=_("The client's address cut to its network: IPv4 /24, IPv6 /48."),
-    )
+    client_network = client_network_field()
 
     class Meta:
         verbose_name = _("sign-in event")
@@ -965,12 +970,7 @@ class SetupEvent(models.Model):
     time = models.DateTimeField(_("time"), default=timezone.now)
     action = models.CharField(_("action"), max_length=16, choices=Action.choices)
     detail = models.CharField(_("detail"), max_length=1000, blank=True)
-    client_network = models.CharField(
-        _("client network"),
-        max_length=64,
-        blank=True,
-        help_text=_("The client's address cut to its network: IPv4 /24, IPv6 /48."),
-    )
+    client_network = client_network_field()
 
     class Meta:
         verbose_name = _("setup event")

@@ -123,17 +123,9 @@ class SetupForm(forms.Form):
             self.add_error(target, messages)
 
     def _read_saml_metadata(self) -> None:
-        """Read the IdP's metadata now, so that a typo is found here and not at sign-in."""
-        from ..saml.metadata import SAMLMetadataError, get_idp_metadata
+        from ..forms import read_saml_metadata
 
-        connector = self.connector
-        field = "saml_metadata_xml" if connector.saml_metadata_xml else "saml_metadata_url"
-        try:
-            metadata = get_idp_metadata(connector, force=True)
-        except SAMLMetadataError as exc:
-            self.add_error(field, str(exc))
-            return
-        connector.issuer = metadata.entity_id[:500]
+        read_saml_metadata(self, self.connector)
 
     def save(self) -> list[str]:
         """Save the values on the connector (only its IdP fields); the names of those changed."""
