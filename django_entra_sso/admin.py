@@ -447,9 +447,15 @@ class ConnectorAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
-        token, link = setup_links.make_link(
-            connector, created_by=request.user.get_username(), request=request
-        )
+        try:
+            token, link = setup_links.make_link(
+                connector, created_by=request.user.get_username(), request=request
+            )
+        except setup_links.ConnectorIsLive as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:django_entra_sso_connector_change", args=[connector.pk])
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

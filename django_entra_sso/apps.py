@@ -1,4 +1,4 @@
-"""The app's configuration: system checks and signal receivers are registered when ready."""
+"""The app's configuration: checks, signal receivers and a log filter are set up when ready."""
 
 from __future__ import annotations
 
@@ -14,3 +14,6 @@ class EntraSSOConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, receivers  # noqa: F401 - registers checks and receivers
+        from .setup import logs
+
+        logs.install()  # setup links' tokens never reach Django's request log

@@ -916,6 +916,10 @@ class SetupLink(models.Model):
     #: The last "Try signing in" through this link that succeeded, since the last
     #: change of the IdP's values: "Activate" needs one.
     tried_at = models.DateTimeField(_("sign-in tried"), null=True, blank=True)
+    #: ``setup.links.fingerprint`` of the values a trial was started with, and of those
+    #: its success was for: "Activate" turns on nothing else.
+    trying_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    tried_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     #: The customer pressed "Activate" while the site owner keeps activation for
     #: themselves (``ENTRA_SSO_SETUP_ACTIVATION = "site_owner"``).
     activation_requested_at = models.DateTimeField(_("activation requested"), null=True, blank=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -39,9 +41,20 @@ def normalize_issuer(value: str) -> str:
     return value
 
 
+def _split(value: str) -> Any:
+    """``urlsplit``, or ``None`` for what it cannot read (``https://[::1/``)."""
+    try:
+        parts = urlsplit(value)
+        parts.hostname  # noqa: B018 - reading it is what raises for a broken IPv6 literal
+        parts.port  # noqa: B018 - a port that is no number raises here
+    except ValueError:
+        return None
+    return parts
+
+
 def validate_issuer(value: str) -> None:
-    parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc:
+    parts = _split(value)
+    if parts is None or not parts.scheme or not parts.netloc:
         raise ValidationError(
             _(
                 "Enter the issuer as a full URL, for example https://login.microsoftonline.com/…/v2.0."
@@ -62,8 +75,8 @@ def validate_issuer(value: str) -> None:
 
 def validate_metadata_url(value: str) -> None:
     """A SAML metadata URL: https, or http on loopback (its certificates are trusted)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    parts = _split(value)
+    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
         raise ValidationError(
             _("Enter the metadata URL as a full https:// URL."), code="metadata_not_url"
         )
@@ -112,6 +125,17 @@ def endpoint_problem(url: str, *, issuer: str) -> str | None:
     return None
 
 
+def _ascii_domain(raw: str) -> str:
+    """The domain as DNS and mail servers name it: IDNA 2008 with UTS #46, not transitional.
+
+    Python's own ``idna`` codec is IDNA 2003, which folds ``straße.de`` into
+    ``strasse.de``: another registrable domain, whose proof must not cover this one.
+    """
+    if raw.isascii():
+        return raw.lower()
+    return str(idna.encode(raw, uts46=True, transitional=False).decode("ascii")).lower()
+
+
 def normalize_domain(value: str) -> str:
     """Lower-case and IDNA-encode an email domain, refusing what is not one.
 
@@ -132,8 +156,8 @@ def normalize_domain(value: str) -> str:
         )
     raw = raw.rstrip(".")
     try:
-        ascii_domain = raw.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
+        ascii_domain = _ascii_domain(raw)
+    except (UnicodeError, idna.IDNAError) as exc:
         raise ValidationError(
             _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": raw}
         ) from exc

@@ -145,6 +145,9 @@ def saved_connector() -> Connector:
         (" contoso.com. ", "contoso.com"),
         ("Bücher.example", "xn--bcher-kva.example"),
         ("mail.CONTOSO.co.jp", "mail.contoso.co.jp"),
+        # IDNA 2008, not 2003: ß is its own letter, not "ss" (strasse.de is another domain).
+        ("straße.de", "xn--strae-oqa.de"),
+        ("ÖBB.at", "xn--bb-eka.at"),
     ],
 )
 def test_email_domain_is_lower_cased_and_idna_encoded(
@@ -155,6 +158,14 @@ def test_email_domain_is_lower_cased_and_idna_encoded(
     assert domain.domain == stored
     domain.save()
     assert EmailDomain.objects.get().domain == stored
+
+
+def test_an_email_at_an_idn_domain_is_not_an_email_at_its_ascii_look_alike() -> None:
+    from django_entra_sso.validation import domain_of_email
+
+    assert domain_of_email("kai@straße.de") == "xn--strae-oqa.de"
+    assert domain_of_email("kai@strasse.de") == "strasse.de"
+    assert domain_of_email("kai@☃.net") is None  # a symbol IDNA 2003 let through
 
 
 def test_email_domain_is_normalised_on_save_without_full_clean(

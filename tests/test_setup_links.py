@@ -27,6 +27,20 @@ NEW_SECRET = "n3w-Secret~value-from-the-IdP"
 CHANGELIST = "/admin/django_entra_sso/connector/"
 
 
+@pytest.fixture
+def connector(connector: Connector) -> Connector:
+    """A new customer's connector: links configure connectors that are switched off."""
+    connector.enabled = False
+    connector.save(update_fields=["enabled"])
+    return connector
+
+
+@pytest.fixture(autouse=True)
+def _loopback_identity_providers(settings: Any) -> None:
+    # The fake IdPs listen on 127.0.0.1; a customer's page refuses such addresses by default.
+    settings.ENTRA_SSO_SETUP_ALLOW_PRIVATE_ADDRESSES = True
+
+
 def page(token: str) -> str:
     return f"/sso/setup/{token}/"
 
@@ -151,7 +165,7 @@ def test_the_page_is_never_cached_nor_indexed_and_sends_no_referer(
 def test_the_page_guides_through_the_providers_console_with_values_to_copy(
     client: Client, fake_idp: FakeIdP, provider: str, words: str
 ) -> None:
-    connector = make_connector(fake_idp, "acme", provider=provider)
+    connector = make_connector(fake_idp, "acme", provider=provider, enabled=False)
     body = client.get(page(link_for(connector))).content.decode()
     assert words in body
     assert 'value="http://testserver/sso/callback/acme/"' in body
@@ -220,7 +234,7 @@ def test_a_link_edits_only_its_own_connector_and_only_the_idp_fields(
     connector.refresh_from_db()
     assert other.client_id == "fabrikam-app" and other.name == "Fabrikam"
     assert connector.client_id == "changed"
-    assert (connector.slug, connector.name, connector.enabled) == ("contoso", "Contoso", True)
+    assert (connector.slug, connector.name, connector.enabled) == ("contoso", "Contoso", False)
     assert (connector.provider, connector.protocol) == ("oidc", "oidc")
     assert connector.create_users is True and connector.staff_values == []
 
@@ -251,7 +265,7 @@ def test_validation_errors_are_shown_and_nothing_is_saved(
 def test_a_rule_on_a_field_the_customer_cannot_see_is_shown_not_a_500(
     client: Client, fake_idp: FakeIdP
 ) -> None:
-    connector = make_connector(fake_idp, "acme", provider="entra_id")
+    connector = make_connector(fake_idp, "acme", provider="entra_id", enabled=False)
     token = link_for(connector)
     response = client.post(
         page(token),
@@ -292,7 +306,7 @@ def test_the_secret_is_write_only(client: Client, connector: Connector) -> None:
 
 
 def test_a_connector_without_a_secret_needs_one(client: Client, fake_idp: FakeIdP) -> None:
-    connector = make_connector(fake_idp, "acme")
+    connector = make_connector(fake_idp, "acme", enabled=False)
     Connector.objects.filter(pk=connector.pk).update(client_secret_encrypted="")
     response = client.post(page(link_for(connector)), oidc_post(connector))
     assert response.status_code == 400
@@ -314,6 +328,7 @@ def saml_connector(db: Any) -> Connector:
         client_id="",
         client_secret="",
         saml_metadata_xml=idp.metadata_xml(),
+        enabled=False,
     )
 
 
@@ -393,7 +408,7 @@ def test_posts_through_one_link_are_rate_limited(
     assert response["Retry-After"] == str(setup_links.POST_WINDOW)
     assert client.get(page(token)).status_code == 200
     # Another connector's link has its own count.
-    other = make_connector(None, "fabrikam")
+    other = make_connector(None, "fabrikam", enabled=False)
     assert client.post(page(link_for(other)), {"action": "test"}).status_code == 200
 
 

@@ -16,6 +16,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Connector
+from .addresses import private_address_problem
 
 OIDC_FIELDS = ("issuer", "client_id")
 SAML_FIELDS = ("saml_metadata_url", "saml_metadata_xml")
@@ -102,6 +103,11 @@ class SetupForm(forms.Form):
             connector.full_clean(validate_unique=False, validate_constraints=False)
         except ValidationError as exc:
             self._add_model_errors(exc)
+        for name in ("saml_metadata_url",) if connector.is_saml else ("issuer",):
+            if name not in self.errors:
+                problem = private_address_problem(getattr(connector, name))
+                if problem:
+                    self.add_error(name, problem)
         if connector.is_saml and not self.errors:
             self._read_saml_metadata()
         self.changed = [

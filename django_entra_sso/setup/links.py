@@ -19,6 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..cache import cache_key, sso_cache, tolerant_add
 from ..conf import app_settings
@@ -39,6 +40,10 @@ BAD_TOKEN_LIMIT = 30
 DETAIL_MAX_LENGTH = 1000
 
 
+class ConnectorIsLive(ValueError):
+    """A setup link was asked for a connector that is switched on."""
+
+
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -54,6 +59,17 @@ def make_link(
 
     The connector's older links that are still usable stop working (one link at a time).
     """
+    if connector.enabled:
+        # Its IdP values decide who every person of its verified domains is: whoever
+        # holds a link must not change them while it signs people in.
+        raise ConnectorIsLive(
+            _(
+                "Connector %(slug)s is switched on: a setup link only configures a connector "
+                "that is off. Switch it off first (its people cannot sign in meanwhile), or "
+                "change its values in the admin yourself."
+            )
+            % {"slug": connector.slug}
+        )
     seconds = app_settings.SETUP_LINK_LIFETIME if lifetime is None else int(lifetime)
     if seconds <= 0:
         raise ValueError("A setup link's lifetime must be a positive number of seconds.")
@@ -101,9 +117,26 @@ def usable_link(token: Any) -> SetupLink | None:
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
     link = SetupLink.objects.select_related("connector").filter(token_hash=digest(token)).first()
-    if link is None or not link.is_usable():
+    if link is None or not link.is_usable() or link.connector.enabled:
+        # A connector switched on (by "Activate", or by the site's team) is not the
+        # link's any more.
         return None
     return link
+
+
+def fingerprint(connector: Connector) -> str:
+    """What a trial sign-in tried: the IdP values, so that "Activate" turns on only those."""
+    values = [
+        connector.protocol,
+        connector.provider,
+        connector.issuer,
+        connector.client_id,
+        connector.client_auth,
+        connector.client_secret_encrypted,
+        connector.saml_metadata_url,
+        connector.saml_metadata_xml,
+    ]
+    return hashlib.sha256("\x1f".join(str(v) for v in values).encode("utf-8")).hexdigest()
 
 
 def active_links(connector: Connector) -> list[SetupLink]:
@@ -135,8 +168,8 @@ def allow_get(link: SetupLink) -> bool:
 def network_refused(request: HttpRequest) -> bool:
     """Whether the client's network sent ``BAD_TOKEN_LIMIT`` unusable links in this window.
 
-    Read before the token is looked up, so that a flood of made-up links costs a
-    cache read each, not a database query.
+    Asked only for a link that does not work: a working link is never refused
+    because others on its network (behind one proxy, say) tried made-up ones.
     """
     return _count("setup_bad", _network(request), add=0) >= BAD_TOKEN_LIMIT
 

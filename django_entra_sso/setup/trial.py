@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import Resolver404, resolve, reverse
+from django.urls import Resolver404, get_script_prefix, resolve, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -43,6 +43,8 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
 
     connector = link.connector
     back = reverse("entra_sso:setup", args=[token])
+    link.trying_fingerprint = setup_links.fingerprint(connector)
+    link.save(update_fields=["trying_fingerprint"])
     try:
         if connector.is_saml:
             outgoing = saml_adapter.start_sign_in(
@@ -61,8 +63,12 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
 
 def _link_of(next_url: str) -> tuple[SetupLink | None, str]:
     """The usable link a trial's way back names, and that path."""
+    path = next_url.split("?", 1)[0]
+    prefix = get_script_prefix()  # reverse() put it there; resolve() wants the path without
+    if prefix != "/" and path.startswith(prefix):
+        path = "/" + path[len(prefix) :]
     try:
-        match = resolve(next_url.split("?", 1)[0])
+        match = resolve(path)
     except Resolver404:
         return None, ""
     if match.url_name != "setup":
@@ -80,7 +86,10 @@ def finish(request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
         return invalid_link(request)
     summary = summarize(verified)
     link.tried_at = timezone.now()
-    link.save(update_fields=["tried_at"])
+    # What was tried is what was saved when the trial started (a save in another tab
+    # meanwhile is not what this sign-in went through).
+    link.tried_fingerprint = link.trying_fingerprint
+    link.save(update_fields=["tried_at", "tried_fingerprint"])
     setup_links.record(
         request,
         link.connector,

@@ -67,6 +67,13 @@ def paste_values(request: HttpRequest, connector: Connector) -> list[tuple[str, 
     ]
 
 
+def trial_matches(link: SetupLink, connector: Connector) -> bool:
+    """A trial succeeded with the values the connector holds now."""
+    return link.tried_at is not None and link.tried_fingerprint == setup_links.fingerprint(
+        connector
+    )
+
+
 def certificates(connector: Connector) -> list[ClientKey]:
     """The client certificates to upload (``private_key_jwt``): made when there is none yet."""
     if connector.is_saml or connector.client_auth != Connector.ClientAuth.PRIVATE_KEY_JWT:
@@ -132,10 +139,10 @@ class SetupView(View):
     }
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if setup_links.network_refused(request):
-            return too_many(request)
         link = setup_links.usable_link(kwargs.get("token"))
         if link is None:
+            if setup_links.network_refused(request):
+                return too_many(request)
             setup_links.count_bad_token(request)
             return invalid_link(request)
         self.link = link
@@ -177,10 +184,12 @@ class SetupView(View):
             link.connector = Connector.objects.get(pk=connector.pk)
             return self.render(request, form, status=400)
         changed = form.save()
-        if changed and link.tried_at is not None:
-            # What was tried is not what is saved now: "Activate" needs a new try.
+        if changed and (link.tried_at is not None or link.activation_requested_at is not None):
+            # What was tried is not what is saved now: "Activate" (or the request to the
+            # site's team) needs a new try.
             link.tried_at = None
-            link.save(update_fields=["tried_at"])
+            link.activation_requested_at = None
+            link.save(update_fields=["tried_at", "activation_requested_at"])
         setup_links.record(
             request,
             connector,
@@ -234,7 +243,8 @@ class SetupView(View):
 
     def _own_domain(self, request: HttpRequest) -> EmailDomain | None:
         value = str(request.POST.get("domain_id", ""))
-        if not value.isdigit() or len(value) > 18:
+        # isdecimal() alone lets "¹" and other non-ASCII digits through to int().
+        if not (value.isascii() and value.isdecimal()) or len(value) > 18:
             return None
         return self.link.connector.domains.filter(pk=int(value)).first()
 
@@ -263,24 +273,36 @@ class SetupView(View):
         return self.render(request, SetupForm(link.connector))
 
     def activate(self, request: HttpRequest, token: str) -> HttpResponse:
-        link = self.link
-        connector = link.connector
-        if link.tried_at is None:
-            return self.render(request, SetupForm(connector), activation_refused=True, status=400)
-        now = timezone.now()
-        if app_settings.SETUP_ACTIVATION == "site_owner":
-            if link.activation_requested_at is None:
-                link.activation_requested_at = now
-                link.save(update_fields=["activation_requested_at"])
-                setup_links.record(request, connector, "requested", "", link=link)
+        site_owner = app_settings.SETUP_ACTIVATION == "site_owner"
+        with transaction.atomic():
+            # Locked and read again: two presses, a save in another tab or a revocation
+            # meanwhile must not turn on something else, or anything twice.
+            link = SetupLink.objects.select_for_update().get(pk=self.link.pk)
+            connector = Connector.objects.select_for_update().get(pk=link.connector_id)
+            self.link = link
+            if not link.is_usable() or connector.enabled:
+                return invalid_link(request)
+            if not trial_matches(link, connector):
+                return self.render(
+                    request, SetupForm(connector), activation_refused=True, status=400
+                )
+            now = timezone.now()
+            if site_owner:
+                first = link.activation_requested_at is None
+                if first:
+                    link.activation_requested_at = now
+                    link.save(update_fields=["activation_requested_at"])
+                    setup_links.record(request, connector, "requested", "", link=link)
+            else:
+                connector.enabled = True
+                connector.save(update_fields=["enabled", "updated_at"])
+                link.activated_at = now  # the link is used up
+                link.save(update_fields=["activated_at"])
+                setup_links.record(request, connector, "activated", "connector enabled", link=link)
+        if site_owner:
+            if first:
                 notify.activation_requested(request, connector, link)
             return self.render(request, SetupForm(connector))
-        with transaction.atomic():
-            connector.enabled = True
-            connector.save(update_fields=["enabled", "updated_at"])
-            link.activated_at = now  # the link is used up
-            link.save(update_fields=["activated_at"])
-            setup_links.record(request, connector, "activated", "connector enabled", link=link)
         notify.activated(request, connector, link)
         return _page(
             request,
@@ -327,7 +349,7 @@ class SetupView(View):
             "saved": saved,
             "report": report,
             "trial": trial_result,
-            "can_activate": link.tried_at is not None,
+            "can_activate": trial_matches(link, connector),
             "activation_by_site_owner": app_settings.SETUP_ACTIVATION == "site_owner",
             "activation_refused": activation_refused,
         }

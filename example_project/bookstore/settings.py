@@ -124,6 +124,9 @@ ENTRA_SSO_PASSWORD_LOGIN_URL = "/admin/login/"
 # it at the local IdP); without this setting they would land on the app's own
 # "You have been signed out" page (entra_sso:signed_out).
 ENTRA_SSO_POST_LOGOUT_REDIRECT_URL = "home"
+# The demo's identity provider runs on 127.0.0.1, and so does the one a customer sets up
+# from the printed setup link; a production site keeps this off (the default).
+ENTRA_SSO_SETUP_ALLOW_PRIVATE_ADDRESSES = True
 
 # The local IdP runs on 127.0.0.1 and this site on localhost: different host
 # names, so their cookies never mix. A name of our own makes that obvious.

@@ -462,7 +462,7 @@ class Command(BaseCommand):
         )
 
     def do_invite(self, options: dict[str, Any]) -> None:
-        from ...setup.links import make_link
+        from ...setup.links import ConnectorIsLive, make_link
 
         connector = self._get(options["slug"])
         if options["expires"] is not None and options["expires"] <= 0:
@@ -472,9 +472,12 @@ class Command(BaseCommand):
             raise CommandError(
                 "--base-url: give the site's address, like https://shop.example.com."
             )
-        token, link = make_link(
-            connector, created_by="sso_connector invite", lifetime=options["expires"]
-        )
+        try:
+            token, link = make_link(
+                connector, created_by="sso_connector invite", lifetime=options["expires"]
+            )
+        except ConnectorIsLive as exc:
+            raise CommandError(str(exc)) from exc
         path = reverse("entra_sso:setup", args=[token])
         self.stdout.write(
             f"Setup link for {connector.slug} (shown once; older links no longer work; "
