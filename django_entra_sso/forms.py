@@ -309,6 +309,21 @@ class EmailDomainForm(forms.ModelForm):
         refuse_public_mail_domain(normalized)
         return str(domain)
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        domain, instance = data.get("domain"), self.instance
+        will_be_verified = (
+            instance.is_verified or instance._state.adding or data.get("mark_verified")
+        )
+        if domain and will_be_verified and not data.get("DELETE"):
+            from .validation import normalize_domain
+
+            if EmailDomain.objects.verified_elsewhere(
+                normalize_domain(domain), instance.connector_id
+            ):
+                self.add_error("domain", _("This domain already belongs to a connector."))
+        return data
+
     def vouch(self, who: str) -> None:
         """Record the staff member's word for a new domain, or for one ticked "Mark verified"."""
         instance: EmailDomain = self.instance

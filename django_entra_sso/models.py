@@ -556,8 +556,17 @@ class EmailDomainQuerySet(models.QuerySet["EmailDomain"]):
         from .conf import app_settings
 
         if not app_settings.REQUIRE_DOMAIN_VERIFICATION:
-            return self.all()
+            # Several connectors may claim a domain unverified: the verified one first.
+            return self.order_by(models.F("verified_at").desc(nulls_last=True), "pk")
         return self.filter(verified_at__isnull=False)
+
+    def verified_elsewhere(self, domain: str, connector_id: Any) -> bool:
+        """Another connector proved ``domain`` already (it is theirs until staff say not)."""
+        return (
+            self.filter(domain=domain, verified_at__isnull=False)
+            .exclude(connector_id=connector_id)
+            .exists()
+        )
 
 
 class EmailDomain(models.Model):
@@ -565,11 +574,11 @@ class EmailDomain(models.Model):
         DNS = "dns", _("DNS TXT record")
         MANUAL = "manual", _("by hand (site staff)")
 
+    # Unique once verified, not before: a customer's unproved claim (through a setup
+    # link) must not lock out the company that really holds the domain.
     domain = models.CharField(
         _("email domain"),
         max_length=253,
-        unique=True,
-        error_messages={"unique": _("This domain already belongs to a connector.")},
         help_text=_("People whose email ends in this domain are sent to this connector."),
     )
     connector = models.ForeignKey(
@@ -607,6 +616,19 @@ class EmailDomain(models.Model):
         verbose_name = _("email domain")
         verbose_name_plural = _("email domains")
         ordering = ("domain",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(verified_at__isnull=False),
+                name="entra_sso_domain_verified_once",
+                violation_error_message=_("This domain already belongs to a connector."),
+            ),
+            models.UniqueConstraint(
+                fields=["domain", "connector"],
+                name="entra_sso_domain_per_connector",
+                violation_error_message=_("This domain is already on the list."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.domain

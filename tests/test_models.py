@@ -196,19 +196,32 @@ def test_email_domain_refuses_what_is_not_a_domain_and_says_why(
     assert says in errors["domain"][0]
 
 
-def test_a_domain_belongs_to_one_connector(saved_connector: Connector) -> None:
-    EmailDomain.objects.create(domain="contoso.com", connector=saved_connector)
+def test_a_verified_domain_belongs_to_one_connector(saved_connector: Connector) -> None:
+    from django.core.exceptions import NON_FIELD_ERRORS
+    from django.utils import timezone
+
+    EmailDomain.objects.create(
+        domain="contoso.com", connector=saved_connector, verified_at=timezone.now()
+    )
     other = make_connector(slug="fabrikam", name="Fabrikam")
     other.save()
 
-    errors = errors_of(EmailDomain(domain="CONTOSO.com", connector=other))
-    assert "domain" in errors
-
+    claim = EmailDomain(domain="CONTOSO.com", connector=other, verified_at=timezone.now())
+    assert "already belongs to a connector" in str(errors_of(claim).get(NON_FIELD_ERRORS))
     with pytest.raises(IntegrityError), transaction.atomic():
-        EmailDomain.objects.create(domain="Contoso.com", connector=other)
-    assert list(EmailDomain.objects.values_list("domain", "connector__slug")) == [
-        ("contoso.com", "contoso")
+        EmailDomain.objects.create(
+            domain="Contoso.com", connector=other, verified_at=timezone.now()
+        )
+    # An unverified claim by another connector may stand beside it (and can never be verified).
+    EmailDomain.objects.create(domain="contoso.com", connector=other)
+    rows = EmailDomain.objects.values_list("connector__slug", "verified_at")
+    assert sorted((slug, when is not None) for slug, when in rows) == [
+        ("contoso", True),
+        ("fabrikam", False),
     ]
+    # One connector lists a domain once.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmailDomain.objects.create(domain="contoso.com", connector=other)
 
 
 def test_slug_is_unique(saved_connector: Connector) -> None:

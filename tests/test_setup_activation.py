@@ -305,7 +305,6 @@ def test_a_customer_adds_a_domain_which_starts_unverified(client: Client, fresh:
     [
         ("gmail.com", "public mail service"),
         ("outlook.com", "public mail service"),
-        ("contoso.com", "registered with this site for another organization"),
         ("fabrikam.com", "already on the list"),
         ("not a domain", "Enter a full domain with a dot"),
         ("https://evil.example", "not a web address"),
@@ -418,18 +417,67 @@ def test_only_unverified_domains_can_be_removed_through_a_link(
     assert actions(fresh)[-1] == "domain_removed"
 
 
-def test_a_domain_taken_between_the_check_and_the_save_is_a_clear_refusal(
-    fake_idp: FakeIdP, fresh: Connector
-) -> None:
+def test_a_domain_added_twice_at_once_is_a_clear_refusal(fresh: Connector) -> None:
     from django_entra_sso.setup.domains import AddDomainForm
 
     form = AddDomainForm(fresh, {"domain": "fabrikam.co.jp"})
     assert form.is_valid()
-    other = make_connector(fake_idp, "contoso", domain="contoso.com")
-    EmailDomain.objects.create(domain="fabrikam.co.jp", connector=other)  # the other request
+    EmailDomain.objects.create(domain="fabrikam.co.jp", connector=fresh)  # the other tab
     assert form.save() is None
-    assert "was registered a moment ago" in str(form.errors["domain"])
-    assert EmailDomain.objects.get(domain="fabrikam.co.jp").connector == other
+    assert "already on the list" in str(form.errors["domain"])
+    assert EmailDomain.objects.filter(domain="fabrikam.co.jp").count() == 1
+
+
+def test_a_claim_on_someone_elses_domain_blocks_nobody_and_reveals_nothing(
+    client: Client, fake_idp: FakeIdP, fresh: Connector, resolver: LoopbackDNSServer
+) -> None:
+    squatter = make_connector(fake_idp, "squatter", enabled=False)
+    owner = make_connector(fake_idp, "northwind", enabled=False)
+    # Added unverified by whoever asks, exactly as a free domain would be: no oracle.
+    squatted = client.post(
+        page(link_for(squatter)), {"action": "add_domain", "domain": "northwind.example"}
+    )
+    assert squatted.status_code == 200
+    # The real owner adds it too, publishes its record, and proves it.
+    token = link_for(owner)
+    assert (
+        client.post(
+            page(token), {"action": "add_domain", "domain": "northwind.example"}
+        ).status_code
+        == 200
+    )
+    theirs = EmailDomain.objects.get(domain="northwind.example", connector=owner)
+    resolver.set_txt(
+        "_entra-sso.northwind.example", f"entra-sso-verification={theirs.verification_token}"
+    )
+    client.post(page(token), {"action": "verify_domain", "domain_id": str(theirs.pk)})
+    theirs.refresh_from_db()
+    assert theirs.is_verified
+    # The squatter's claim can never be verified now, even with a record of its own.
+    claim = EmailDomain.objects.get(domain="northwind.example", connector=squatter)
+    resolver.set_txt("northwind.example", f"entra-sso-verification={claim.verification_token}")
+    refused = client.post(
+        page(link_for(squatter)), {"action": "verify_domain", "domain_id": str(claim.pk)}
+    )
+    assert "already verified by another organization" in refused.content.decode()
+    claim.refresh_from_db()
+    assert not claim.is_verified
+    assert (
+        "verified by another connector"
+        in SetupEvent.objects.filter(connector=squatter, action="domain_checked").get().detail
+    )
+
+
+def test_staff_cannot_give_a_proved_domain_to_a_second_connector(
+    client: Client, fake_idp: FakeIdP
+) -> None:
+    make_connector(fake_idp, "contoso", domain="contoso.com")  # verified
+    second = make_connector(fake_idp, "fabrikam")
+    _admin(client)
+    response = _post_admin(client, second, add="contoso.com")
+    assert response.status_code == 200
+    assert "already belongs to a connector" in response.content.decode()
+    assert EmailDomain.objects.filter(domain="contoso.com").count() == 1
 
 
 def test_an_unknown_action_is_a_clear_400(client: Client, fresh: Connector) -> None:

@@ -41,17 +41,11 @@ class AddDomainForm(forms.Form):
     def clean_domain(self) -> str:
         domain = normalize_domain(self.cleaned_data["domain"])
         refuse_public_mail_domain(domain)
-        existing = EmailDomain.objects.filter(domain=domain).first()
-        if existing is not None:
-            if existing.connector_id == self.connector.pk:
-                raise ValidationError(
-                    _("%(domain)s is already on the list."), params={"domain": domain}
-                )
+        # Other organizations' claims are not said here (no oracle of who is a customer):
+        # a domain another connector proved can be added, and never verified.
+        if self.connector.domains.filter(domain=domain).exists():
             raise ValidationError(
-                _(
-                    "%(domain)s is registered with this site for another organization. Ask the site's team."
-                ),
-                params={"domain": domain},
+                _("%(domain)s is already on the list."), params={"domain": domain}
             )
         if self.connector.domains.count() >= MAX_DOMAINS:
             raise ValidationError(_("This connector has as many domains as a setup link may add."))
@@ -61,7 +55,7 @@ class AddDomainForm(forms.Form):
         return domain
 
     def save(self) -> EmailDomain | None:
-        """The new domain; ``None`` (with the form's error) when a concurrent request took it."""
+        """The new domain; ``None`` (with the form's error) when a concurrent request added it."""
         try:
             with transaction.atomic():
                 return EmailDomain.objects.create(
@@ -70,19 +64,45 @@ class AddDomainForm(forms.Form):
         except IntegrityError:
             self.add_error(
                 "domain",
-                _("%(domain)s was registered a moment ago. Ask the site's team.")
-                % {"domain": self.cleaned_data["domain"]},
+                _("%(domain)s is already on the list.") % {"domain": self.cleaned_data["domain"]},
             )
             return None
 
 
-def verify(domain: EmailDomain) -> dns.DNSCheck:
-    """Look for the domain's TXT record; a record found verifies it (by DNS), for good."""
+@dataclass(frozen=True)
+class Verification:
+    """What "Verify" found: the DNS answer, and whether the domain is now this connector's."""
+
+    check: dns.DNSCheck
+    verified: bool
+    message: str
+
+
+def verify(domain: EmailDomain) -> Verification:
+    """Look for the domain's TXT record; a record found verifies it (by DNS), for good.
+
+    Unless another connector proved the domain first: one organization per domain.
+    """
     check = dns.check_domain(domain.domain, domain.verification_token)
-    if check.verified and not domain.is_verified:
-        domain.mark_verified("dns", f"TXT record at {check.found_at}")
-        domain.save(update_fields=["verified_at", "verification_method", "verified_by"])
-    return check
+    if not check.verified or domain.is_verified:
+        return Verification(check, domain.is_verified, check.message)
+    taken = str(
+        _(
+            "%(domain)s is already verified by another organization on this site. Ask the "
+            "site's team."
+        )
+        % {"domain": domain.domain}
+    )
+    if EmailDomain.objects.verified_elsewhere(domain.domain, domain.connector_id):
+        return Verification(check, False, taken)
+    domain.mark_verified("dns", f"TXT record at {check.found_at}")
+    try:
+        with transaction.atomic():
+            domain.save(update_fields=["verified_at", "verification_method", "verified_by"])
+    except IntegrityError:  # proved elsewhere a moment ago
+        domain.verified_at = None
+        return Verification(check, False, taken)
+    return Verification(check, True, check.message)
 
 
 @dataclass(frozen=True)
@@ -93,10 +113,10 @@ class DomainRow:
     record_names: tuple[str, str]
     record_value: str
     #: The result of "Verify" on this domain in this request, if it was pressed.
-    check: dns.DNSCheck | None
+    check: Verification | None
 
 
-def rows(connector: Connector, dns_check: tuple[int, dns.DNSCheck] | None) -> list[DomainRow]:
+def rows(connector: Connector, dns_check: tuple[int, Verification] | None) -> list[DomainRow]:
     checked_pk, check = dns_check if dns_check else (None, None)
     return [
         DomainRow(

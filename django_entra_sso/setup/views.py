@@ -253,14 +253,16 @@ class SetupView(View):
         domain = self._own_domain(request)
         if domain is None:
             return self.render(request, SetupForm(link.connector), status=400)
-        check = domains.verify(domain)
-        outcome = (
-            f"{domain.domain}: verified at {check.found_at}"
-            if check.verified
-            else f"{domain.domain}: {'DNS unreachable' if check.unreachable else 'no record'}"
-        )
+        result = domains.verify(domain)
+        check = result.check
+        if result.verified:
+            outcome = f"{domain.domain}: verified at {check.found_at}"
+        elif check.verified:
+            outcome = f"{domain.domain}: record found, but verified by another connector"
+        else:
+            outcome = f"{domain.domain}: {'DNS unreachable' if check.unreachable else 'no record'}"
         setup_links.record(request, link.connector, "domain_checked", outcome, link=link)
-        return self.render(request, SetupForm(link.connector), dns_check=(domain.pk, check))
+        return self.render(request, SetupForm(link.connector), dns_check=(domain.pk, result))
 
     def remove_domain(self, request: HttpRequest, token: str) -> HttpResponse:
         link = self.link

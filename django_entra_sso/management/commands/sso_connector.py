@@ -314,8 +314,8 @@ class Command(BaseCommand):
             problem = connector.open_tenancy_problem(has_domains=True)
             if problem:
                 raise CommandError(f"--domain: {problem}")
-        taken = (
-            EmailDomain.objects.filter(domain__in=domains)
+        taken = (  # proved by another connector; an unverified claim elsewhere is no block
+            EmailDomain.objects.filter(domain__in=domains, verified_at__isnull=False)
             .exclude(connector__slug=slug)
             .select_related("connector")
             .first()
@@ -328,8 +328,7 @@ class Command(BaseCommand):
             connector.save()
             for domain in domains:
                 row, _created = EmailDomain.objects.update_or_create(
-                    domain=domain,
-                    defaults={"connector": connector, "sso_only": options["sso_only"]},
+                    domain=domain, connector=connector, defaults={"sso_only": options["sso_only"]}
                 )
                 if not row.is_verified:
                     # Whoever runs the command vouches for the domain, as staff do in the admin.
