@@ -381,8 +381,12 @@ if [[ "$LOCAL_IDP" != 0 ]]; then
 	quietly "seeding the bookstore" site bookstore_setup \
 		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD" "${map_groups[@]}" \
 		--self-service "$SELF_SERVICE_SLUG"
-	# A new customer's setup link (one-time; each start replaces the last one).
-	SETUP_LINK="$(site sso_connector invite "$SELF_SERVICE_SLUG" --base-url "$SITE_URL" | tail -n 1)"
+	# A new customer's setup link (one-time; each start replaces the last one). Once the
+	# customer activated it, the connector is on and takes no link (the command says so).
+	if ! SETUP_LINK="$(site sso_connector invite "$SELF_SERVICE_SLUG" --base-url "$SITE_URL" 2>/dev/null | tail -n 1)" \
+		|| [[ "$SETUP_LINK" != http* ]]; then
+		SETUP_LINK="none: $SELF_SERVICE_SLUG is switched on (set up already); switch it off in the admin for a new link"
+	fi
 else
 	quietly "seeding the bookstore" site bookstore_setup \
 		--admin-username "$ADMIN_USER" --admin-password "$ADMIN_PASSWORD"
