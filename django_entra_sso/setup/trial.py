@@ -86,9 +86,11 @@ def finish(request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
         return invalid_link(request)
     summary = summarize(verified)
     link.tried_at = timezone.now()
-    # What was tried is what was saved when the trial started (a save in another tab
-    # meanwhile is not what this sign-in went through).
-    link.tried_fingerprint = link.trying_fingerprint
+    # What was tried is what was saved when the trial started and is still saved now (the
+    # callback redeemed the code with the values of now): a save in another tab meanwhile
+    # leaves nothing tried, and "Activate" asks for a new trial.
+    now_saved = setup_links.fingerprint(person.connector)
+    link.tried_fingerprint = now_saved if now_saved == link.trying_fingerprint else ""
     link.save(update_fields=["tried_at", "tried_fingerprint"])
     setup_links.record(
         request,
