@@ -426,8 +426,24 @@ def test_an_opaque_token_is_introspected_once_per_window(
 
 @pytest.mark.parametrize(
     "answer",
-    [None, {"aud": "api://another"}, {"exp": int(time.time()) - 3600}],
-    ids=["inactive", "other-audience", "expired"],
+    [
+        None,
+        {"aud": "api://another"},
+        {"exp": int(time.time()) - 3600},
+        {"exp": "tomorrow"},
+        {"nbf": int(time.time()) + 3600},
+        {"token_type": "refresh_token"},
+        {"iss": "https://login.fabrikam.example"},
+    ],
+    ids=[
+        "inactive",
+        "other-audience",
+        "expired",
+        "exp-not-a-time",
+        "not-yet-valid",
+        "refresh-token",
+        "other-issuer",
+    ],
 )
 def test_an_opaque_token_the_idp_does_not_vouch_for_is_401(
     client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector, answer: Any
@@ -451,14 +467,49 @@ def test_opaque_tokens_need_exactly_one_introspecting_connector(
     assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
 
 
+@pytest.mark.parametrize("path", ENDPOINTS)
 def test_introspection_down_is_503_and_never_lets_in(
-    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector, path: str
 ) -> None:
     from tests.fakeidp import Fault
 
     fake_idp.faults["/introspect"] = Fault(status=500)
-    response = call(client, ENDPOINTS[0], "opaque-alice")
-    assert response.status_code == 503
+    response = call(client, path, "opaque-alice")
+    assert response.status_code == 503  # DRF too (its APIException is a 500)
+
+
+def test_an_introspection_answer_cannot_name_another_connectors_person(
+    client: Client, fake_idp: FakeIdP, introspecting: Connector
+) -> None:
+    # Fabrikam's person, signed in through Fabrikam's own IdP (another issuer).
+    fabrikam = make_connector(None, "fabrikam", issuer="https://login.fabrikam.example")
+    victim = User.objects.create_user("victim", is_staff=True)
+    Identity.objects.create(
+        connector=fabrikam, issuer=fabrikam.issuer, subject="victim-sub", user=victim
+    )
+    fake_idp.opaque_tokens["opaque-evil"] = {
+        **fake_idp.opaque_tokens["opaque-alice"],
+        "iss": fabrikam.issuer,
+        "sub": "victim-sub",
+    }
+    for path in ENDPOINTS:
+        assert call(client, path, "opaque-evil").status_code == 401
+    assert Identity.objects.get(subject="victim-sub").connector == fabrikam
+
+
+@pytest.mark.parametrize("maker", [token, app_token])
+def test_google_workspace_tokens_need_the_hosted_domain_as_sign_in_does(
+    client: Client, fake_idp: FakeIdP, books: Connector, maker: Any
+) -> None:
+    books.provider = "google_workspace"
+    books.save()
+    no_hd = maker(fake_idp, email="ceo@contoso.com")
+    assert call(client, ENDPOINTS[0], no_hd).status_code == 401
+    other_hd = maker(fake_idp, email="ceo@contoso.com", hd="evil.example")
+    assert call(client, ENDPOINTS[0], other_hd).status_code == 401
+    assert not User.objects.exists()
+    ours = maker(fake_idp, email="ceo@contoso.com", hd="contoso.com")
+    assert call(client, ENDPOINTS[0], ours).status_code == 200  # the rule, not a blanket no
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)

@@ -95,7 +95,24 @@ def test_rotate_secrets_reports_how_many() -> None:
     new_connector("c", secret="")
     out = StringIO()
     call_command("sso_connector", "rotate-secrets", stdout=out)
-    assert "Re-encrypted the secrets of 3 connector(s)." in out.getvalue()
+    assert "Re-encrypted the secrets of 3 connector(s) and 0 client key(s)." in out.getvalue()
+
+
+def test_rotate_secrets_re_encrypts_client_certificate_keys_too() -> None:
+    from django_entra_sso.crypto import decrypt_secret
+    from django_entra_sso.oidc import credentials
+
+    with override_settings(ENTRA_SSO_SECRET_KEYS=["old-key"]):
+        connector = new_connector("cyberdyne")
+        key = credentials.active_key(connector)
+        pem = decrypt_secret(key.private_key_encrypted)
+    with override_settings(ENTRA_SSO_SECRET_KEYS=["new-key", "old-key"]):
+        out = StringIO()
+        call_command("sso_connector", "rotate-secrets", stdout=out)
+        assert "and 1 client key(s)." in out.getvalue()
+    key.refresh_from_db()
+    with override_settings(ENTRA_SSO_SECRET_KEYS=["new-key"]):  # the old key dropped
+        assert decrypt_secret(key.private_key_encrypted) == pem
 
 
 def test_rotate_secrets_with_an_unreadable_secret_changes_nothing() -> None:

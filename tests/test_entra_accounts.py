@@ -159,6 +159,20 @@ def test_allowing_personal_accounts_lets_no_other_tenant_in(
     assert_refused(client, response, status=400, code="invalid_token")
 
 
+def test_another_providers_tenant_allow_list_is_exactly_the_list(
+    client: Client, sign_in: SignIn, connector: Connector
+) -> None:
+    # Only Entra ID's checks treat the personal accounts' tenant apart; a plain OIDC
+    # connector that names tenants lets in those tenants, not that one too.
+    connector.allowed_tenants = [TENANT]
+    connector.save()
+    params = sign_in.idp.authorize(sign_in.start(), tid=PERSONAL)
+    response = sign_in.callback("contoso", params)
+    assert_refused(client, response, status=400, code="invalid_token")
+    params = sign_in.idp.authorize(sign_in.start(), tid=TENANT)
+    assert sign_in.callback("contoso", params).status_code == 302
+
+
 @pytest.fixture
 def consumers_idp() -> Iterator[FakeIdP]:
     """The fake IdP answering as Entra's ``consumers`` endpoint does."""

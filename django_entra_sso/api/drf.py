@@ -19,6 +19,14 @@ from .tokens import AccessTokenError
 _ERROR = "_entra_sso_bearer_error"
 
 
+class Unavailable(exceptions.APIException):  # type: ignore[misc]
+    """The IdP's keys or introspection cannot be had now: 503, as the other integrations."""
+
+    status_code = 503
+    default_detail = "temporarily_unavailable"
+    default_code = "temporarily_unavailable"
+
+
 class InsufficientScope(exceptions.PermissionDenied):
     default_detail = "insufficient_scope"
     auth_header = challenge("insufficient_scope")
@@ -31,7 +39,7 @@ class BearerTokenAuthentication(BaseAuthentication):  # type: ignore[misc]
         except AccessTokenError as exc:
             setattr(request._request, _ERROR, exc.error)
             if exc.error == "temporarily_unavailable":
-                raise exceptions.APIException("temporarily_unavailable") from None
+                raise Unavailable() from None
             if exc.error == "invalid_request":
                 raise exceptions.ParseError("invalid_request") from None
             raise exceptions.AuthenticationFailed("invalid_token") from None

@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import providers
 from ..conf import app_settings
+from ..errors import SignInError
 from ..models import Connector
-from ..oidc.adapter import personal_account_refused
+from ..oidc.adapter import check_hosted_domain, personal_account_refused
 from ..oidc.metadata import MetadataError, get_metadata
 from ..oidc.tokens import TokenError, read_header, verify_signature
 from .connectors import connector_for_token
@@ -148,14 +149,29 @@ def _check_opaque(token: str) -> AccessToken:
         answer = introspect(connector, token)
     except IntrospectionUnavailable as exc:
         raise AccessTokenError("temporarily_unavailable", str(exc)) from exc
+    refuse = f"{connector.slug}: "
     if answer.get("active") is not True:
-        raise AccessTokenError("invalid_token", f"{connector.slug}: inactive (introspection)")
+        raise AccessTokenError("invalid_token", refuse + "inactive (introspection)")
+    # The identity is keyed by (issuer, subject): the issuer is this connector's, never
+    # what the answer says (another connector's issuer would reach its people).
+    iss = answer.get("iss")
+    if iss is not None and iss != connector.issuer:
+        raise AccessTokenError("invalid_token", refuse + f"introspection names issuer {iss!r}")
+    token_type = answer.get("token_type")
+    if token_type is not None and str(token_type).lower() not in ("bearer", "access_token"):
+        raise AccessTokenError("invalid_token", refuse + f"a {str(token_type)[:40]!r} token")
     if not _for_api(connector, answer.get("aud")):
-        raise AccessTokenError("invalid_token", f"{connector.slug}: audience {answer.get('aud')!r}")
-    exp = answer.get("exp")
-    if isinstance(exp, (int, float)) and exp < time.time() - app_settings.CLOCK_LEEWAY:
-        raise AccessTokenError("invalid_token", f"{connector.slug}: expired")
-    claims = {"iss": connector.issuer, **answer}
+        raise AccessTokenError("invalid_token", refuse + f"audience {answer.get('aud')!r}")
+    now, leeway = time.time(), app_settings.CLOCK_LEEWAY
+    exp, nbf = answer.get("exp"), answer.get("nbf")
+    for name, value in (("exp", exp), ("nbf", nbf)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise AccessTokenError("invalid_token", refuse + f"{name} is not a time")
+    if exp is not None and exp < now - leeway:
+        raise AccessTokenError("invalid_token", refuse + "expired")
+    if nbf is not None and nbf > now + leeway:
+        raise AccessTokenError("invalid_token", refuse + "not valid yet")
+    claims = {**answer, "iss": connector.issuer}
     return AccessToken(
         connector=connector,
         claims=claims,
@@ -187,5 +203,11 @@ def _check_claims(connector: Connector, discovered_issuer: str, claims: Mapping[
         raise AccessTokenError("invalid_token", refuse + "multi-tenant without an allow-list")
     if not _for_api(connector, claims.get("aud")):
         raise AccessTokenError("invalid_token", refuse + f"audience {claims.get('aud')!r}")
+    try:
+        # Google Workspace: the account must be of the connector's domains, as at sign-in
+        # (a consumer account, or any service account, carries no hd).
+        check_hosted_domain(connector, claims)
+    except SignInError as exc:
+        raise AccessTokenError("invalid_token", refuse + str(exc)) from None
     if "exp" not in claims:
         raise AccessTokenError("invalid_token", refuse + "no exp")

@@ -218,7 +218,11 @@ def token_tenants(connector: Connector) -> set[str]:
     of its own, whatever the allow-list says.
     """
     tenants = connector.allowed_tenant_ids
-    return tenants | {providers.MICROSOFT_PERSONAL_TENANT} if tenants else tenants
+    if not tenants or connector.provider != providers.ENTRA_ID:
+        # Only Entra ID has personal accounts to refuse by a page of their own; another
+        # provider's allow-list stays exactly the list.
+        return tenants
+    return tenants | {providers.MICROSOFT_PERSONAL_TENANT}
 
 
 def personal_account_refused(connector: Connector, claims: Mapping[str, Any]) -> bool:

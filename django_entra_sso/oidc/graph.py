@@ -29,7 +29,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from django.views.decorators.debug import sensitive_variables
 
@@ -166,11 +166,29 @@ def _transitive_member_of(base: str, access_token: str) -> set[str]:
         next_link = answer.get("@odata.nextLink")
         if next_link is None:
             return group_ids
-        if not isinstance(next_link, str) or not same_origin(next_link, base):
-            # The access token goes to Graph only.
-            raise GraphUnusable(f"a next link to another origin: {str(next_link)[:200]!r}")
-        url = next_link
+        url = _next_page(next_link, base)
     raise GraphUnusable(f"more than {MAX_PAGES} pages of groups")
+
+
+def _next_page(next_link: Any, base: str) -> str:
+    """The next page's URL, built on ``base``: only the answer's ``$skiptoken`` is taken.
+
+    The access token goes to Graph only. Checking the link's origin is not enough on
+    its own: URL parsers disagree (``https://evil.example\\@graph.microsoft.com/`` is
+    Graph to ``urlsplit`` and evil.example to urllib3), so the host is never the answer's.
+    """
+    refused = f"a next link that is not Graph's: {str(next_link)[:200]!r}"
+    if not isinstance(next_link, str) or not same_origin(next_link, base):
+        raise GraphUnusable(refused)
+    if "\\" in next_link or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in next_link):
+        raise GraphUnusable(refused)
+    skiptoken = parse_qs(urlsplit(next_link).query).get("$skiptoken", [])
+    if len(skiptoken) != 1 or not skiptoken[0]:
+        raise GraphUnusable("a next link without one $skiptoken")
+    return (
+        f"{base}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id&$top={PAGE_SIZE}"
+        f"&$skiptoken={quote(skiptoken[0], safe='')}"
+    )
 
 
 def _ids_of(value: Any) -> Iterable[str]:
@@ -185,6 +203,8 @@ def _ids_of(value: Any) -> Iterable[str]:
 
 def same_origin(url: str, base: str) -> bool:
     """Same scheme, host and port (RFC 6454), default ports spelled out or not."""
+    if "\\" in url:
+        return False  # parsers disagree on where the host ends
     try:
         a, b = urlsplit(url), urlsplit(base)
         return (a.scheme.lower(), a.hostname, _port(a.scheme, a.port)) == (

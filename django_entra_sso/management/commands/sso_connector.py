@@ -21,7 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from ...crypto import SecretDecryptionError, reencrypt_secret
-from ...models import Connector, EmailDomain
+from ...models import ClientKey, Connector, EmailDomain
 from ...oidc.metadata import check_connection
 from ...providers import PROVIDER_LABELS
 from ...validation import normalize_domain
@@ -413,7 +413,21 @@ class Command(BaseCommand):
                     update_fields=["client_secret_encrypted", "sp_private_key_encrypted"]
                 )
                 count += 1
-        self.stdout.write(f"Re-encrypted the secrets of {count} connector(s).")
+            # And the private keys of certificate credentials (private_key_jwt): without
+            # them, dropping the old key would break every certificate sign-in at restart.
+            keys = 0
+            for key in ClientKey.objects.select_for_update().select_related("connector"):
+                try:
+                    key.private_key_encrypted = reencrypt_secret(key.private_key_encrypted)
+                except SecretDecryptionError as exc:
+                    raise CommandError(
+                        f"{key.connector.slug}: client certificate {key.kid[:12]}: {exc}"
+                    ) from exc
+                key.save(update_fields=["private_key_encrypted"])
+                keys += 1
+        self.stdout.write(
+            f"Re-encrypted the secrets of {count} connector(s) and {keys} client key(s)."
+        )
 
     def do_certificate(self, options: dict[str, Any]) -> None:
         from ...oidc import credentials
