@@ -602,3 +602,30 @@ def test_the_sites_backend_rules_apply_to_api_callers(
     )
     for _ in range(2):
         assert call(client, path, token(fake_idp, sub="subject-blocked")).status_code == 401
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_entra_id_token_without_a_nonce_is_no_application(
+    client: Client, fake_idp: FakeIdP, books: Connector, path: str
+) -> None:
+    books.provider = "entra_id"
+    books.save()
+    tenant = "5f2a0c1e-7b3d-4e8f-9a6b-1c2d3e4f5a6b"
+    # An ID token of a person, for an API sharing the app registration: no scp, no azp.
+    person_id_token = token(
+        fake_idp,
+        aud="books-app",
+        azp=None,
+        scp=None,
+        oid="o-1",
+        tid=tenant,
+        roles=["Books.Read.All"],
+    )
+    assert call(client, path, person_id_token).status_code == 401
+    # A client-credentials token names its client (azp): an application.
+    application = token(
+        fake_idp, azp="daemon-app", scp=None, oid="o-2", tid=tenant, roles=["Books.Read.All"]
+    )
+    response = call(client, path, application)
+    assert response.status_code == 200, response.content
+    assert not User.objects.exists()
