@@ -17,12 +17,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from django_entra_sso.api import connectors
+from django_entra_sso.backends import SSOBackend
 from django_entra_sso.models import Connector, Identity
 from django_entra_sso.providers import access_token_issuer_matches
 from tests.fakeidp import FakeIdP, new_rsa_key
@@ -570,3 +571,61 @@ def test_any_signed_claims_or_header_never_make_a_500(
         assert response.status_code in (200, 400, 401, 403, 503), response.content[:200]
 
     run()
+
+
+# -- the site's account rules apply to API callers as to browser sign-ins ------------------------
+
+
+class PickyBackend(SSOBackend):
+    """A site's rules: new people need the 'books' group; 'blocked' may not sign in."""
+
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        return "books" in (claims.get("groups") or [])
+
+    def user_can_authenticate(self, user: Any) -> bool:
+        return bool(user.get_username() != "blocked" and super().user_can_authenticate(user))
+
+
+@override_settings(AUTHENTICATION_BACKENDS=["tests.test_api.PickyBackend"])
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_the_sites_backend_rules_apply_to_api_callers(
+    client: Client, fake_idp: FakeIdP, books: Connector, path: str
+) -> None:
+    # A new person the site's verify_claims refuses is refused here too; one it accepts is not.
+    assert call(client, path, token(fake_idp, sub="newbie")).status_code == 401
+    assert not User.objects.exists()
+    assert call(client, path, token(fake_idp, sub="reader", groups=["books"])).status_code == 200
+    # A known user the site's user_can_authenticate refuses is refused, cached or not.
+    blocked = User.objects.create_user("blocked")
+    Identity.objects.create(
+        connector=books, issuer=books.issuer, subject="subject-blocked", user=blocked
+    )
+    for _ in range(2):
+        assert call(client, path, token(fake_idp, sub="subject-blocked")).status_code == 401
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_entra_id_token_without_a_nonce_is_no_application(
+    client: Client, fake_idp: FakeIdP, books: Connector, path: str
+) -> None:
+    books.provider = "entra_id"
+    books.save()
+    tenant = "5f2a0c1e-7b3d-4e8f-9a6b-1c2d3e4f5a6b"
+    # An ID token of a person, for an API sharing the app registration: no scp, no azp.
+    person_id_token = token(
+        fake_idp,
+        aud="books-app",
+        azp=None,
+        scp=None,
+        oid="o-1",
+        tid=tenant,
+        roles=["Books.Read.All"],
+    )
+    assert call(client, path, person_id_token).status_code == 401
+    # A client-credentials token names its client (azp): an application.
+    application = token(
+        fake_idp, azp="daemon-app", scp=None, oid="o-2", tid=tenant, roles=["Books.Read.All"]
+    )
+    response = call(client, path, application)
+    assert response.status_code == 200, response.content
+    assert not User.objects.exists()

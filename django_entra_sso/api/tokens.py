@@ -188,6 +188,13 @@ def _check_claims(connector: Connector, discovered_issuer: str, claims: Mapping[
         raise AccessTokenError(
             "invalid_token", refuse + f"an ID token ({found[0]}), not an access token"
         )
+    if connector.provider == providers.ENTRA_ID and not any(
+        isinstance(claims.get(name), str) and claims.get(name) for name in ("azp", "appid")
+    ):
+        # Entra's access tokens name the client (v2 azp, v1 appid); its ID tokens never
+        # do, with or without a nonce. Without this an ID token for an API that shares
+        # the app registration, with no scp, would pass as an application with roles.
+        raise AccessTokenError("invalid_token", refuse + "no azp/appid: not an access token")
     if not providers.access_token_issuer_matches(
         connector.provider, discovered_issuer, claims, accept_v1=connector.accept_v1_tokens
     ):
