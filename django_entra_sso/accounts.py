@@ -491,8 +491,9 @@ def sync_staff_flags(user: Any, person: VerifiedPerson) -> None:
     Each flag is set to whether the person's groups and roles (the values group
     mapping reads) hold one of the connector's values for it, at every sign-in,
     so it is also taken away. A connector without values for a flag never
-    touches it; when the IdP could not say which groups (overage), neither flag
-    changes.
+    touches it. When the IdP could not say which groups (overage), the app roles
+    (never in overage) still grant a flag, and take away one whose values are all
+    role names; a flag a group object ID could grant is left as it is.
     """
     connector = person.connector
     rules = [
@@ -505,15 +506,23 @@ def sync_staff_flags(user: Any, person: VerifiedPerson) -> None:
     ]
     if not rules:
         return
-    if person.groups is None:
-        logger.warning(
-            "Connector %s: group overage; is_staff and is_superuser were left unchanged.",
-            connector.slug,
-        )
-        return
     changed = []
     for flag, values in rules:
-        wanted = not values.isdisjoint(person.groups)
+        if person.groups is not None:
+            wanted = not values.isdisjoint(person.groups)
+        elif not values.isdisjoint(person.roles):
+            wanted = True  # an app role (never in overage) grants it
+        elif not any(providers.is_guid(v) for v in values):
+            # Values that are no group object IDs can only be app roles, and the roles
+            # are known: the flag is taken away as at any sign-in.
+            wanted = False
+        else:
+            logger.warning(
+                "Connector %s: group overage; %s was left unchanged (a group could grant it).",
+                connector.slug,
+                flag,
+            )
+            continue
         if getattr(user, flag) != wanted:
             setattr(user, flag, wanted)
             changed.append(flag)

@@ -37,6 +37,10 @@ class VerifiedPerson:
     #: Group and role values the IdP named; ``None`` when it could not say (Entra's
     #: group overage), which leaves the user's groups as they are.
     groups: frozenset[str] | None = frozenset()
+    #: The app-role values the IdP named (Entra's ``roles``). Never in overage: they
+    #: stay known when ``groups`` is ``None``, so staff flags that only roles grant can
+    #: still be taken away.
+    roles: frozenset[str] = frozenset()
     #: The username the connector's claim mapping asks for, as the IdP sent it;
     #: ``accounts`` makes it a valid, unused one. ``None``: a username is derived.
     username: str | None = None

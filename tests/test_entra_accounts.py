@@ -597,17 +597,25 @@ def test_only_the_flag_with_values_is_managed(sign_in: SignIn, entra: Connector)
     assert (admin.is_staff, admin.is_superuser) == (False, True)
 
 
-def test_group_overage_leaves_the_flags_as_they_are(sign_in: SignIn, entra: Connector) -> None:
+def test_in_group_overage_app_roles_still_decide_flags_only_roles_grant(
+    sign_in: SignIn, entra: Connector
+) -> None:
+    # App roles are never in overage (only groups are): flags whose values are role names
+    # follow the roles; they used to be left as they were, so a removed role kept staff.
     entra.staff_values = ["Staff"]
     entra.superuser_values = ["Owner"]
     entra.save()
     assert entra_sign_in(sign_in, roles=["Staff", "Owner"]).status_code == 302
     user = the_user()
-    sign_in.client.logout()
     overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "x"}}}
-    assert entra_sign_in(sign_in, roles=[], **overage).status_code == 302
+    sign_in.client.logout()
+    assert entra_sign_in(sign_in, roles=["Staff", "Owner"], **overage).status_code == 302
     user.refresh_from_db()
     assert (user.is_staff, user.is_superuser) == (True, True)
+    sign_in.client.logout()
+    assert entra_sign_in(sign_in, roles=["Staff"], **overage).status_code == 302
+    user.refresh_from_db()
+    assert (user.is_staff, user.is_superuser) == (True, False)
 
 
 def test_a_connector_open_to_any_tenant_cannot_make_staff(

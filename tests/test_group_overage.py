@@ -436,3 +436,44 @@ def test_group_ids_to_check_are_the_settings_guids_once_each(connector: Connecto
     connector.group_mapping = {READERS: "Readers", READERS.upper(): "Readers", "Admin": "Admins"}
     connector.superuser_values = [WRITERS, "not-a-guid"]
     assert graph_module.group_ids_to_check(connector) == [READERS, WRITERS]
+
+
+# -- app roles are never in overage: staff flags they alone grant follow them ---------------------
+
+
+@pytest.mark.parametrize("resolve", [False, True])
+def test_a_removed_app_role_takes_staff_away_even_in_overage(
+    client: Client, sign_in: SignIn, graph: FakeGraph, connector: Connector, resolve: bool
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    connector.staff_values = connector.superuser_values = ["Admin"]
+    connector.resolve_group_overage = resolve
+    connector.save()
+    assert sign_in(roles=["Admin"], **ENTRA).status_code == 302
+    client.logout()
+    user = get_user_model().objects.get()
+    assert user.is_staff and user.is_superuser
+    graph.faults[MEMBER_OF] = Fault(status=503)  # and Graph cannot help (the keep policy)
+    assert sign_in(roles=[], **OVERAGE, **ENTRA).status_code == 302
+    user.refresh_from_db()
+    assert not user.is_staff and not user.is_superuser
+    # The role given back grants it again, overage or not.
+    client.logout()
+    assert sign_in(roles=["Admin"], **OVERAGE, **ENTRA).status_code == 302
+    user.refresh_from_db()
+    assert user.is_staff and user.is_superuser
+
+
+def test_a_flag_a_group_could_grant_is_left_alone_in_overage(
+    client: Client, sign_in: SignIn, connector: Connector
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    connector.staff_values = [OTHERS[0], "Admin"]  # a group object ID, and a role
+    connector.resolve_group_overage = False  # the groups stay unknown
+    connector.save()
+    assert sign_in(groups=[OTHERS[0]], **ENTRA).status_code == 302
+    client.logout()
+    assert sign_in(roles=[], **OVERAGE, **ENTRA).status_code == 302
+    assert get_user_model().objects.get().is_staff  # unknown groups: perhaps still a member

@@ -277,6 +277,7 @@ def person_from_claims(connector: Connector, claims: Mapping[str, Any]) -> Verif
         family_name=_text(claims, mapping.get("last_name", "family_name")),
         tenant_id=str(claims.get("tid", ""))[:64],
         groups=_groups(claims),
+        roles=_roles(claims),
         username=_readable_principal(username),
         login_name=_readable_principal(_text(claims, "preferred_username")),
         personal_account=providers.is_personal_microsoft_account(connector.provider, claims),
@@ -360,6 +361,13 @@ def _groups(claims: Mapping[str, Any]) -> frozenset[str] | None:
         if isinstance(raw, list):
             values.update(str(v) for v in raw if isinstance(v, (str, int)))
     return frozenset(values)
+
+
+def _roles(claims: Mapping[str, Any]) -> frozenset[str]:
+    raw = claims.get("roles")
+    if not isinstance(raw, list):
+        return frozenset()
+    return frozenset(str(v) for v in raw if isinstance(v, (str, int)))
 
 
 @sensitive_variables("id_token", "refresh_token")
