@@ -863,6 +863,28 @@ def test_a_working_token_never_reaches_the_request_log(
     assert all("/sso/setup/…/" in m and token not in m for m in messages), messages
 
 
+def test_a_500_mailed_to_admins_does_not_carry_the_token(
+    fresh: Connector, monkeypatch: Any, settings: Any
+) -> None:
+    from django_entra_sso.setup import guides
+
+    settings.ADMINS = [("Site owner", "owner@example.com")]
+    token = link_for(fresh)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug on the setup page")
+
+    monkeypatch.setattr(guides, "steps_for", broken)
+    client = Client(raise_request_exception=False)
+    referer = "http://testserver" + page(token)
+    assert client.get(page(token), HTTP_REFERER=referer).status_code == 500
+    [report] = mail.outbox
+    html = report.alternatives[0][0] if report.alternatives else ""
+    assert "a bug on the setup page" in report.body and "/sso/setup/…/" in report.body
+    for text in (report.subject, report.body, html):
+        assert token not in text
+
+
 @pytest.mark.parametrize(
     "issuer",
     [
