@@ -30,8 +30,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -129,6 +129,8 @@ class Demo:
     process: subprocess.Popen[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # demo.sh's environment
+    #: Stops nothing: starts demo.sh again in the same run directory (after a Ctrl-C).
+    restarted: Callable[[], Demo] | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -155,46 +157,72 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             del env[name]
     if skip_install:
         env["DEMO_SKIP_INSTALL"] = "1"
-    log = tmp_path / "demo.log"
+    running = Demo(
+        site=f"http://localhost:{site_port}",
+        idp=f"http://127.0.0.1:{idp_port}",
+        site_port=site_port,
+        idp_port=idp_port,
+        process=start_demo(tmp_path, env, tmp_path / "demo.log"),
+        log=tmp_path / "demo.log",
+        env=env,
+    )
+    started = [running]
+
+    def restarted() -> Demo:
+        again = restart(running, tmp_path)
+        started.append(again)  # stopped at the end whatever happens
+        wait_until_ready(again)
+        return again
+
+    running.restarted = restarted
+    try:
+        wait_until_ready(running)
+        yield running
+    finally:
+        for each in started:
+            stop(each.process)
+        # pytest keeps a few old tmp dirs; the logs are worth keeping, a venv is not.
+        shutil.rmtree(tmp_path / "run" / "venv", ignore_errors=True)
+
+
+def start_demo(cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     with log.open("w") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             ["bash", str(DEMO)],
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
-    running = Demo(
-        site=f"http://localhost:{site_port}",
-        idp=f"http://127.0.0.1:{idp_port}",
-        site_port=site_port,
-        idp_port=idp_port,
-        process=process,
-        log=log,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "Press Ctrl-C" not in running.output():
-            if process.poll() is not None:
-                pytest.fail(f"demo.sh exited with {process.returncode}:\n{running.output()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"demo.sh not ready after {START_TIMEOUT}s:\n{running.output()}")
-            time.sleep(0.5)
-        yield running
-    finally:
-        if process.poll() is None:
-            with_signal(process, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=15)
-        # The servers are in demo.sh's process group: make sure none outlives the test.
-        with_signal(process, signal.SIGKILL)
-        if process.poll() is None:
-            process.wait(timeout=10)
-        # pytest keeps a few old tmp dirs; the logs are worth keeping, a venv is not.
-        shutil.rmtree(tmp_path / "run" / "venv", ignore_errors=True)
+
+
+def wait_until_ready(running: Demo) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while "Press Ctrl-C" not in running.output():
+        if running.process.poll() is not None:
+            pytest.fail(f"demo.sh exited with {running.process.returncode}:\n{running.output()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"demo.sh not ready after {START_TIMEOUT}s:\n{running.output()}")
+        time.sleep(0.5)
+
+
+def restart(previous: Demo, cwd: Path) -> Demo:
+    """demo.sh started again in the same run directory, as someone would the next day."""
+    log = cwd / f"demo-{int(time.monotonic() * 1000)}.log"
+    return replace(previous, process=start_demo(cwd, previous.env, log), log=log)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        with_signal(process, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+    # The servers are in demo.sh's process group: make sure none outlives the test.
+    with_signal(process, signal.SIGKILL)
+    if process.poll() is None:
+        process.wait(timeout=10)
 
 
 def with_signal(process: subprocess.Popen[str], sig: signal.Signals) -> None:
@@ -202,8 +230,14 @@ def with_signal(process: subprocess.Popen[str], sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
 
 
-def sign_in(session: requests.Session, demo: Demo) -> requests.Response:
-    """Home → "Sign in with SSO" → email → IdP sign-in → consent → back home."""
+def sign_in(
+    session: requests.Session, demo: Demo, *, consent_remembered: bool = False
+) -> requests.Response:
+    """Home → "Sign in with SSO" → email → IdP sign-in → consent → back home.
+
+    ``consent_remembered``: the IdP kept Alice's consent (a demo started again), so
+    its sign-in leads straight back.
+    """
     home = session.get(demo.site + "/", timeout=30)
     assert home.status_code == 200
     assert "Sign in with SSO" in home.text
@@ -226,8 +260,11 @@ def sign_in(session: requests.Session, demo: Demo) -> requests.Response:
         username="alice",
         password="alice-demo-pw",
     )
-    assert "Authorize" in consent.text, consent.text[:2000]
-    back = submit(session, consent, form_of(consent, id="authorizationForm"), allow="Authorize")
+    if consent_remembered:
+        back = consent
+    else:
+        assert "Authorize" in consent.text, consent.text[:2000]
+        back = submit(session, consent, form_of(consent, id="authorizationForm"), allow="Authorize")
     assert back.url == demo.site + "/", [r.url for r in back.history] + [back.url]
     return back
 
@@ -330,6 +367,16 @@ def test_demo_signs_alice_in_and_out_through_the_local_idp_then_stops_on_ctrl_c(
     assert not answers(demo.site_port)
     assert not answers(demo.idp_port)
     assert "Stopped the demo." in demo.output()
+
+    # Started again the next day: Northwind set itself up, so its connector is on and takes
+    # no new link; the demo says so instead of printing one, and Alice signs in as before.
+    assert demo.restarted is not None
+    again = demo.restarted()
+    line = re.search(r"^  Setup link  (.+)$", again.output(), re.M)
+    assert line is not None, again.output()
+    assert line.group(1).startswith("none: northwind is switched on"), line.group(1)
+    home = sign_in(requests.Session(), again, consent_remembered=True)
+    assert "Welcome, Alice Liddell" in text_of(home)
 
 
 # -- the SAML connector: the same IdP over SAML 2.0 ---------------------------------------------
