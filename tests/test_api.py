@@ -144,6 +144,51 @@ def test_an_inactive_user_is_refused(client: Client, fake_idp: FakeIdP, alice: A
     assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("idp", "claims"),
+    [
+        # Okta: sub and cid are the client's ID; no client_id, no azp.
+        ("okta", {"sub": "0oa1daemon", "cid": "0oa1daemon", "client_id": None}),
+        # Keycloak: the client's service-account user, with a person-like sub.
+        (
+            "keycloak",
+            {
+                "sub": "5b1c9e2a-2f4e-4d0b-9a51-0c6f1e7d3a11",
+                "azp": "reports-daemon",
+                "client_id": None,
+                "preferred_username": "service-account-reports-daemon",
+            },
+        ),
+        # No subject at all: nobody but the client.
+        ("no sub", {"sub": None, "client_id": "daemon"}),
+    ],
+)
+def test_daemons_of_other_idps_are_applications_never_users(
+    client: Client, fake_idp: FakeIdP, books: Connector, idp: str, claims: dict[str, Any]
+) -> None:
+    assert books.create_users  # an unknown person would be made a user
+    response = call(client, ENDPOINTS[0], app_token(fake_idp, **claims))
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "application", idp
+    assert not User.objects.exists()
+
+
+def test_an_okta_persons_token_is_still_that_person(
+    client: Client, fake_idp: FakeIdP, alice: Any
+) -> None:
+    # Okta's delegated tokens: cid the client, uid the user, sub the login.
+    response = call(client, ENDPOINTS[0], token(fake_idp, azp=None, cid="0oa1spa", uid="00u1alice"))
+    assert response.status_code == 200, response.content
+    assert (response.json()["kind"], response.json()["pk"]) == ("user", alice.pk)
+
+
+def test_a_person_named_like_a_service_account_of_another_client_is_a_person(
+    client: Client, fake_idp: FakeIdP, alice: Any
+) -> None:
+    bearer = token(fake_idp, preferred_username="service-account-someone-else")
+    assert call(client, ENDPOINTS[0], bearer).json()["kind"] == "user"
+
+
 # -- what is checked ------------------------------------------------------------------------
 
 
