@@ -231,9 +231,8 @@ def test_a_bad_token_is_401_invalid_token_with_no_reason_given(
 ) -> None:
     response = call(client, path, BAD_TOKENS[kind](fake_idp))
     assert response.status_code == 401, response.content
-    if "ninja" not in path:  # Ninja answers its own 401 body
-        assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-        assert response.json() in ({"error": "invalid_token"}, {"detail": "invalid_token"})
+    assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert response.json() in ({"error": "invalid_token"}, {"detail": "invalid_token"})
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -257,8 +256,20 @@ def test_a_token_without_the_scope_is_403_insufficient_scope(
     assert response.status_code in (403, 401), response.content
     if claims.get("scp"):
         assert response.status_code == 403
-        if "ninja" not in path:
-            assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+        assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+def test_ninja_refusals_keep_their_status_without_install_and_are_logged(
+    client: Client, fake_idp: FakeIdP, alice: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    as_is = "/api/ninja-as-is/books"
+    assert call(client, as_is, token(fake_idp)).status_code == 200
+    with caplog.at_level("WARNING", logger="django_entra_sso.api.ninja"):
+        refused = call(client, as_is, token(fake_idp, aud="someone-else"))
+    assert refused.status_code == 401 and refused.json() == {"detail": "invalid_token"}
+    assert "WWW-Authenticate" not in refused  # Ninja's own answer: install() adds it
+    assert "audience" in caplog.text or "aud" in caplog.text
+    assert call(client, as_is, token(fake_idp, scp="Books.Write")).status_code == 403
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
