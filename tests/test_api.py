@@ -512,6 +512,15 @@ def test_an_opaque_token_the_idp_does_not_vouch_for_is_401(
     assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
 
 
+@pytest.mark.parametrize("junk", ['opaque"alice', "<script>", "a{b}c", "tab\there", "x" * 4097])
+def test_strings_no_idp_could_have_issued_are_never_introspected(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector, junk: str
+) -> None:
+    response = client.get(ENDPOINTS[0], HTTP_AUTHORIZATION=f"Bearer {junk}")
+    assert response.status_code in (400, 401)
+    assert fake_idp.calls["/introspect"] == 0
+
+
 def test_opaque_tokens_need_exactly_one_introspecting_connector(
     client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector
 ) -> None:

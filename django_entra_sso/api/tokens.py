@@ -19,6 +19,7 @@ log; the response never says more than the error code.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,9 +159,14 @@ def _for_api(connector: Connector, audience: Any) -> bool:
     return bool(set(audiences) & set(connector.api_audiences or []))
 
 
+#: RFC 6750 §2.1's ``b64token``: what a bearer token may be made of.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def _check_opaque(token: str) -> AccessToken:
     """An opaque token, asked of the one connector that introspects (RFC 7662)."""
-    if not token or len(token) > 4096 or not token.isascii():
+    if len(token) > 4096 or not B64TOKEN.fullmatch(token):
+        # Not shown to the IdP: a string no IdP could have issued.
         raise AccessTokenError("invalid_token", "not a token")
     connector = introspecting_connector()
     if connector is None:
