@@ -329,6 +329,27 @@ def test_the_connector_is_found_by_issuer_in_one_query_then_from_the_cache(
     assert connectors.connector_for_token(bearer) is None
 
 
+def test_answers_cached_while_a_change_was_uncommitted_are_forgotten_at_commit(
+    fake_idp: FakeIdP, alice: Any, books: Connector, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django_entra_sso.api.callers import identity_key
+
+    bearer = token(fake_idp)
+    identity = Identity.objects.get()
+    key = identity_key(books.pk, identity.issuer, identity.subject)
+    with django_capture_on_commit_callbacks(execute=True):
+        books.enabled = False
+        books.save()
+        identity.save()
+        # What a call served by another process meanwhile caches: the committed rows.
+        cache.set(key, alice.pk)
+        Connector.objects.filter(pk=books.pk).update(enabled=True)
+        assert connectors.connector_for_token(bearer) == books
+        Connector.objects.filter(pk=books.pk).update(enabled=False)
+    assert cache.get(key) is None
+    assert connectors.connector_for_token(bearer) is None
+
+
 def test_a_known_caller_costs_one_query_by_primary_key_and_forgetting_works(
     client: Client, fake_idp: FakeIdP, alice: Any, books: Connector
 ) -> None:
