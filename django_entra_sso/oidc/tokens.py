@@ -105,7 +105,8 @@ def _verify_signature(token: str, metadata: ProviderMetadata, *, leeway: int) ->
                 "verify_exp": True,
                 "verify_iat": True,
                 "verify_nbf": True,
-                "require": ["iat"],
+                # Both REQUIRED of ID tokens (Core §2) and logout tokens (BCL §2.4).
+                "require": ["iat", "exp"],
             },
             leeway=leeway,
         )
@@ -205,8 +206,6 @@ def check_id_token(
         client_id=client_id,
         allowed_tenants=allowed_tenants,
     )
-    if "exp" not in claims:
-        raise TokenError("missing_claim", "The token lacks 'exp'.")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise TokenError("missing_claim", "The token has no subject (sub).")
@@ -292,11 +291,9 @@ def check_logout_token(
     for name in ("sub", "sid", "jti"):
         if name in claims and not isinstance(claims[name], str):
             raise TokenError("malformed", f"The logout token's {name} is not a string.")
-    # Both REQUIRED (§2.4): without a jti a replay cannot be told apart.
+    # REQUIRED (§2.4): without a jti a replay cannot be told apart (exp: in _verify).
     if not claims.get("jti"):
         raise TokenError("missing_claim", "The logout token has no jti.")
-    if "exp" not in claims:
-        raise TokenError("missing_claim", "The logout token lacks 'exp'.")
     return claims
 
 
