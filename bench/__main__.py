@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     parser.add_argument("--workers", type=int, help="figure 5: gunicorn workers")
     parser.add_argument("--time-cap", type=float, help="figure 5: seconds at most")
     parser.add_argument("--views", type=int, help="figure 6: page views per kind")
+    parser.add_argument("--reval-views", type=int, help="figure 7: timed requests per side")
+    parser.add_argument("--reval-sessions", type=int, help="figure 7: sessions re-validated")
     args = parser.parse_args(argv)
     cfg = BenchConfig.quick_run() if args.quick else BenchConfig()
     overrides = {
@@ -61,12 +63,14 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "load_workers": args.workers,
         "load_time_cap": args.time_cap,
         "page_views": args.views,
+        "revalidation_views": args.reval_views,
+        "revalidation_sessions": args.reval_sessions,
     }
     for name, value in overrides.items():
         if value is not None:
             setattr(cfg, name, value)
     cfg.postgres = args.postgres
-    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6}
+    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7}
     if unknown:
         parser.error(f"no such figure: {sorted(unknown)}")
     return cfg, args

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class BenchConfig:
-    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
     quick: bool = False
     #: Figure 1: sign-ins counted per side after the warm-up.
     count_signins: int = 20
@@ -27,6 +27,9 @@ class BenchConfig:
     load_time_cap: float = 900.0
     #: Figure 6: page views per kind of session.
     page_views: int = 2_000
+    #: Figure 7: timed requests per side, and sessions whose window is made to pass.
+    revalidation_views: int = 1_000
+    revalidation_sessions: int = 20
     postgres: bool = False
 
     @classmethod
@@ -41,4 +44,5 @@ class BenchConfig:
             load_signins=300,
             load_time_cap=10.0,
             page_views=300,
+            revalidation_views=300,
         )

@@ -1,4 +1,4 @@
-"""Figures 1-4 and 6: measured in-process with Django's test ``Client``.
+"""Figures 1-4, 6 and 7: measured in-process with Django's test ``Client``.
 
 Django must already be set up with ``bench.settings`` and migrated
 (``bench/__main__.py`` does that). The fake IdP runs on loopback in a thread of
@@ -18,12 +18,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
+from django_entra_sso import revalidation
+from django_entra_sso.middleware import SessionRevalidationMiddleware
 from django_entra_sso.models import Connector, EmailDomain, SSOSession
-from django_entra_sso.sessions import end_sessions_for_subject
+from django_entra_sso.sessions import (
+    VALIDATION_SESSION_KEY,
+    end_sessions_for_subject,
+    session_store_class,
+)
 
 from .config import BenchConfig
 from .idp import CALL_KINDS, BenchIdP
@@ -61,32 +69,44 @@ class QueryTimer:
             self.seconds += time.perf_counter() - t0
 
 
-def make_connector(idp: BenchIdP) -> Connector:
+def make_connector(
+    idp: BenchIdP, slug: str = OURS_SLUG, domain: str = "contoso.com", **fields: Any
+) -> Connector:
     connector, _ = Connector.objects.update_or_create(
-        slug=OURS_SLUG,
+        slug=slug,
         defaults={
             "name": "Bench",
             "provider": "oidc",
             "issuer": idp.issuer,
             "client_id": idp.client_id,
             "response_mode": "query",
+            **fields,
         },
     )
     connector.client_secret = idp.client_secret
     connector.save()
-    EmailDomain.objects.update_or_create(domain="contoso.com", defaults={"connector": connector})
+    EmailDomain.objects.update_or_create(domain=domain, defaults={"connector": connector})
     return connector
 
 
 # -- one sign-in each way ---------------------------------------------------------
-def sign_in_ours(client: Client, idp: BenchIdP, email: str = OURS_EMAIL) -> float:
-    """Our whole sign-in; returns the seconds the callback request took."""
+def sign_in_ours(
+    client: Client,
+    idp: BenchIdP,
+    email: str = OURS_EMAIL,
+    slug: str = OURS_SLUG,
+    claims: dict[str, Any] | None = None,
+) -> float:
+    """Our whole sign-in; returns the seconds the callback request took.
+
+    ``claims`` go into the ID token (the fake IdP's Alice when not given).
+    """
     start = client.post("/sso/login/", {"email": email})
     if start.status_code != 302:
         raise SignInFailed(f"ours: login POST answered {start.status_code}")
-    params = idp.authorize(start["Location"])
+    params = idp.authorize(start["Location"], **(claims or {}))
     t0 = time.perf_counter()
-    done = client.get(f"/sso/callback/{OURS_SLUG}/", params)
+    done = client.get(f"/sso/callback/{slug}/", params)
     elapsed = time.perf_counter() - t0
     if done.status_code != 302 or done["Location"] != HOME:
         raise SignInFailed(f"ours: callback answered {done.status_code} {done.get('Location')}")
@@ -535,12 +555,260 @@ def figure_6(cfg: BenchConfig, idp: BenchIdP) -> Figure:
             Goal("every view saw its user", failures == 0, f"{failures} failures"),
         ],
         notes=[
-            f"Middleware of ours in use: {ours_middleware or 'none (the app ships no middleware)'}"
+            f"Middleware of ours in use: {ours_middleware or 'none'} (figure 7 measures "
+            "SessionRevalidationMiddleware)"
             "; per request, Django's AuthenticationMiddleware instantiates the session's "
             "backend and calls its get_user() (ours inherits mozilla-django-oidc's).",
             "GET /home/ (a view printing request.user) through the test Client, interleaved.",
         ],
         data={name: values for name, values in times.items()},
+    )
+
+
+# -- figure 7 -----------------------------------------------------------------------
+REVALIDATION_MIDDLEWARE = "django_entra_sso.middleware.SessionRevalidationMiddleware"
+REVALIDATING_SLUG = "bench-revalidate"
+REVALIDATING_DOMAIN = "revalidate.example"
+#: Figure 7's window: long enough that every timed request falls between windows.
+WINDOW = 3600
+
+
+def _middleware_lists() -> tuple[list[str], list[str]]:
+    """The site's MIDDLEWARE without ours, and with ours right after AuthenticationMiddleware."""
+    without = [name for name in settings.MIDDLEWARE if name != REVALIDATION_MIDDLEWARE]
+    at = without.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+    return without, [*without[:at], REVALIDATION_MIDDLEWARE, *without[at:]]
+
+
+def _client_running(middleware: list[str]) -> Client:
+    # The test Client's handler builds its middleware chain once and keeps it, so
+    # two clients built under different settings run side by side in one process.
+    client = Client()
+    with override_settings(MIDDLEWARE=middleware):
+        client.handler.load_middleware()
+    return client
+
+
+def _age(client: Client, seconds: float) -> None:
+    """Move the session's last validation ``seconds`` back (tests/test_revalidation.py's age())."""
+    session = client.session
+    state = dict(session[VALIDATION_SESSION_KEY])
+    state["validated_at"] -= seconds
+    state["signed_in_at"] -= seconds
+    session[VALIDATION_SESSION_KEY] = state
+    session.save()
+
+
+def _calls(before: dict[str, int], after: dict[str, int]) -> int:
+    return sum(_kinds(before, after).values())
+
+
+def _sign_in_revalidating(client: Client, idp: BenchIdP, name: str) -> None:
+    email = f"{name}@{REVALIDATING_DOMAIN}"
+    claims = {"sub": f"sub-{name}", "email": email, "sid": f"sid-{name}"}
+    sign_in_ours(client, idp, email=email, slug=REVALIDATING_SLUG, claims=claims)
+    if VALIDATION_SESSION_KEY not in client.session:
+        raise SignInFailed("figure 7: the session has no re-validation state")
+
+
+def _middleware_alone(session_key: str, repeat: int = 2_000) -> tuple[float, float, float]:
+    """Seconds per call: the whole middleware, its check() alone, and the reverse() it makes."""
+    request = RequestFactory().get(HOME)
+    request.session = session_store_class()(session_key)
+    answer = HttpResponse()
+    middleware = SessionRevalidationMiddleware(lambda request: answer)
+    middleware(request)  # loads the session: one query, outside the timer
+    per_call = []
+    for call in (
+        lambda: middleware(request),
+        lambda: revalidation.check(request),
+        lambda: reverse("entra_sso:login"),
+    ):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            call()
+        per_call.append((time.perf_counter() - t0) / repeat)
+    return per_call[0], per_call[1], per_call[2]
+
+
+def figure_7(cfg: BenchConfig, idp: BenchIdP) -> Figure:
+    n, sessions, each = cfg.revalidation_views, cfg.revalidation_sessions, 5
+    make_connector(
+        idp,
+        REVALIDATING_SLUG,
+        REVALIDATING_DOMAIN,
+        name="Bench (re-validated)",
+        revalidate_after=WINDOW,
+    )
+    without, with_ours = _middleware_lists()
+    failures = 0
+
+    def view(client: Client) -> None:
+        nonlocal failures
+        if not client.get(HOME).content.startswith(b"signed in as "):
+            failures += 1
+
+    # (a) and (b): one signed-in session, its cookie in a client without and one with ours.
+    plain, checked = _client_running(without), _client_running(with_ours)
+    _sign_in_revalidating(checked, idp, "pageview")
+    for name, morsel in checked.cookies.items():  # the session's and CSRF's: same request
+        plain.cookies[name] = morsel.value
+    for _ in range(10):  # warm-up: URL resolver, templates, connections
+        view(plain)
+        view(checked)
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    calls_b = 0
+    sides = [("a", plain), ("b", checked)]
+    for i in range(n):
+        # Interleaved, alternating who goes first, so both share the machine's noise.
+        for side, client in sides if i % 2 == 0 else sides[::-1]:
+            before = idp.snapshot()
+            t0 = time.perf_counter()
+            response = client.get(HOME)
+            times[side].append(time.perf_counter() - t0)
+            if side == "b":
+                calls_b += _calls(before, idp.snapshot())
+            if not response.content.startswith(b"signed in as "):
+                failures += 1
+    queries: dict[str, list[int]] = {"a": [], "b": []}
+    tables: Counter[str] = Counter()
+    for _ in range(min(n, 50)):  # counted apart: capturing SQL slows a request down
+        for side, client in sides:
+            with CaptureQueriesContext(connection) as captured:
+                view(client)
+            queries[side].append(len(captured.captured_queries))
+            if side == "b":
+                tables.update(q["sql"].split(" FROM ", 1)[-1].split()[0] for q in captured)
+    whole, check_alone, prefix = _middleware_alone(
+        checked.cookies[settings.SESSION_COOKIE_NAME].value
+    )
+
+    # Set-up check: once this session's window has passed, only (b) re-validates it.
+    _age(checked, WINDOW + 1)
+    before = idp.snapshot()
+    view(plain)
+    through_a = _kinds(before, idp.snapshot())["token"]
+    before = idp.snapshot()
+    view(checked)
+    through_b = _kinds(before, idp.snapshot())["token"]
+    set_up_ok = through_a == 0 and through_b == 1
+
+    # Calls per session per window: N sessions, `each` requests within a window, then
+    # `each` more once their window has passed.
+    clients = []
+    for k in range(sessions):
+        client = _client_running(with_ours)
+        _sign_in_revalidating(client, idp, f"leaver{k}")
+        clients.append(client)
+    before = idp.snapshot()
+    for client in clients:
+        for _ in range(each):
+            view(client)
+    within = _calls(before, idp.snapshot())
+    per_session: list[int] = []
+    other_calls: Counter[str] = Counter()
+    stale = 0
+    for client in clients:
+        _age(client, WINDOW + 1)
+        before = idp.snapshot()
+        for _ in range(each):
+            view(client)
+        kinds = _kinds(before, idp.snapshot())
+        per_session.append(kinds.pop("token", 0))
+        other_calls.update(kinds)
+        if time.time() - client.session[VALIDATION_SESSION_KEY]["validated_at"] > 60:
+            stale += 1
+
+    am, bm = median(times["a"]), median(times["b"])
+    overhead = bm / am
+    qa, qb = queries["a"], queries["b"]
+    rows = [
+        ["median per request", ms(am), ms(bm), ratio(bm, am)],
+        [
+            "p95 per request",
+            ms(p95(times["a"])),
+            ms(p95(times["b"])),
+            ratio(p95(times["b"]), p95(times["a"])),
+        ],
+        [
+            "DB queries per request (median / max)",
+            f"{median(qa):g} / {max(qa)}",
+            f"{median(qb):g} / {max(qb)}",
+            f"{max(qb) - max(qa):+d}",
+        ],
+        [
+            "IdP calls per request between windows",
+            "0 (no middleware)",
+            f"{calls_b / n:.2f} ({calls_b} in {n})",
+            "—",
+        ],
+        [
+            f"IdP calls: {sessions} sessions, {each} requests each, within one window",
+            "n/a",
+            str(within),
+            "—",
+        ],
+        [
+            f"token calls per session once its window passed ({each} requests each)",
+            "n/a",
+            f"{median(per_session):g} (min {min(per_session)}, max {max(per_session)})",
+            "—",
+        ],
+    ]
+    return Figure(
+        7,
+        f"Session re-validation: per-request cost ({n} interleaved requests per side)",
+        ["measure", "(a) without the middleware", "(b) with the middleware", "b vs a"],
+        rows,
+        goals=[
+            Goal("median b/a ≤ 1.05x", overhead <= 1.05, f"{overhead:.3f}x"),
+            Goal(
+                "(b) makes no more DB queries per request than (a)",
+                max(qb) <= max(qa),
+                f"max {max(qb)} with, {max(qa)} without",
+            ),
+            Goal(
+                "0 IdP calls per request between windows",
+                calls_b == 0 and within == 0,
+                f"{calls_b + within} calls",
+            ),
+            Goal(
+                "1 token call per session per window",
+                per_session.count(1) == sessions and not other_calls and stale == 0,
+                f"{sum(per_session)} token calls for {sessions} sessions; other calls: "
+                f"{dict(other_calls) or 'none'}; sessions left unvalidated: {stale}",
+            ),
+            Goal(
+                "every request saw its user; only (b) re-validates a due session",
+                failures == 0 and set_up_ok,
+                f"{failures} failures; due session's token calls through (a) {through_a}, "
+                f"through (b) {through_b}",
+            ),
+        ],
+        notes=[
+            f"GET /home/ (prints request.user) through Django's test Client with one SSO session "
+            f"signed in at connector {REVALIDATING_SLUG!r} (revalidate_after={WINDOW} s, refresh "
+            "token stored); (a) and (b) are two clients sharing its session cookie, their "
+            f"handlers built with MIDDLEWARE without and with {REVALIDATION_MIDDLEWARE} "
+            "(after AuthenticationMiddleware).",
+            f"The middleware alone, session already loaded: {whole * 1e6:.1f} µs per request, of "
+            f"which revalidation.check() {check_alone * 1e6:.1f} µs; most of the rest is "
+            "its test of the app's own URL prefix, a reverse('entra_sso:login') per request "
+            f"({prefix * 1e6:.1f} µs alone).",
+            f"Queries were counted on {len(qa)} further requests per side (tables: "
+            f"{dict(tables)}); the window-passed rows age each session's validated_at in the "
+            "session store, as tests/test_revalidation.py does.",
+        ],
+        data={
+            "a": times["a"],
+            "b": times["b"],
+            "queries": queries,
+            "calls_between_windows": calls_b + within,
+            "token_calls_per_session": per_session,
+            "middleware_seconds": whole,
+            "check_seconds": check_alone,
+            "reverse_seconds": prefix,
+        },
     )
 
 
@@ -556,4 +824,6 @@ def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
         return figure_4(cfg, idp)
     if number == 6:
         return figure_6(cfg, idp)
+    if number == 7:
+        return figure_7(cfg, idp)
     raise ValueError(f"figure {number} is not an in-process figure")

@@ -16,6 +16,7 @@ from . import links
 from .forms import ConnectorForm, EmailDomainFormSet
 from .models import Connector, EmailDomain, Identity, SignInEvent, SSOSession
 from .oidc.metadata import check_connection
+from .sessions import end_sessions_for_user
 
 
 class EmailDomainInline(admin.TabularInline):
@@ -63,6 +64,10 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "group_mapping",
                 )
             },
+        ),
+        (
+            _("Leavers: session lifetime"),
+            {"fields": ("revalidate_after", "max_session_age")},
         ),
     )
 
@@ -258,7 +263,20 @@ class SSOSessionAdmin(ReadOnlyAdmin):
     list_filter = ("connector",)
     search_fields = ("sid", "subject", "user__username", "user__email", "user__last_name")
     list_select_related = ("user", "connector")
-    exclude = ("session_key",)
+    exclude = ("session_key", "refresh_token_encrypted")
+    actions = ["sign_out_everywhere"]
+
+    @admin.action(description=_("Sign these people out everywhere"), permissions=["delete"])
+    def sign_out_everywhere(self, request: HttpRequest, queryset: Any) -> None:
+        """End every SSO session of the selected rows' users, not only the selected ones."""
+        users = {row.user for row in queryset.select_related("user")}
+        ended = sum(end_sessions_for_user(user, reason="admin") for user in users)
+        self.message_user(
+            request,
+            _("Signed out everywhere: %(people)d person(s), %(sessions)d session(s) ended.")
+            % {"people": len(users), "sessions": ended},
+            messages.SUCCESS,
+        )
 
     def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
         """No filtering on session keys: ``?session_key__startswith=`` is an oracle.

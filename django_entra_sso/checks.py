@@ -151,12 +151,23 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
     warnings: list[Any] = []
     for alias in databases:
         try:
-            connectors = list(
-                Connector.objects.using(alias).filter(provider="entra_id").order_by("slug")
-            )
+            connectors = list(Connector.objects.using(alias).order_by("slug"))
             problems = [(c, c.open_tenancy_problem()) for c in connectors]
         except DatabaseError:
             continue  # not migrated yet: nothing saved to check
+        middleware = "django_entra_sso.middleware.SessionRevalidationMiddleware"
+        if middleware not in getattr(settings, "MIDDLEWARE", []):
+            timed = [c.slug for c in connectors if c.revalidate_after or c.max_session_age]
+            if timed:
+                warnings.append(
+                    Warning(
+                        f"Connector(s) {', '.join(timed)} re-validate sessions or limit their "
+                        "age, but SessionRevalidationMiddleware is not in MIDDLEWARE, so "
+                        "nothing does it.",
+                        hint=f'Add "{middleware}" to MIDDLEWARE, after AuthenticationMiddleware.',
+                        id="django_entra_sso.W004",
+                    )
+                )
         for connector, problem in problems:
             if problem:
                 warnings.append(

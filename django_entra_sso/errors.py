@@ -215,6 +215,8 @@ class SignInError(Exception):
         self.status = status or MESSAGES.get(code, MESSAGES["idp_error"])[3]
         #: Where the person was going, once known: the error page's way back keeps it.
         self.next_url = ""
+        #: What the refused round trip was for: ``"sign_in"``, or ``"revalidate"``.
+        self.purpose = "sign_in"
 
 
 def page_for_idp_error(error: str) -> str:

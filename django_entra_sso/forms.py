@@ -147,6 +147,8 @@ class ConnectorForm(forms.ModelForm):
             "create_users",
             "use_userinfo",
             "group_mapping",
+            "revalidate_after",
+            "max_session_age",
         ]
 
     def clean(self) -> dict[str, Any]:

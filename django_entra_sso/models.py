@@ -105,6 +105,23 @@ class Connector(models.Model):
         ),
     )
     create_users = models.BooleanField(_("create users on first sign-in"), default=True)
+    revalidate_after = models.PositiveIntegerField(
+        _("re-validate after (seconds)"),
+        default=0,
+        help_text=_(
+            "Ask the identity provider again, at most this long after the last check, whether "
+            "the person may still sign in (a disabled or revoked account loses access then). "
+            "0: never. Needs SessionRevalidationMiddleware."
+        ),
+    )
+    max_session_age = models.PositiveIntegerField(
+        _("maximum session age (seconds)"),
+        default=0,
+        help_text=_(
+            "End a session this long after its sign-in, whatever the identity provider says. "
+            "0: only Django's own session expiry."
+        ),
+    )
     use_userinfo = models.BooleanField(
         _("call the userinfo endpoint"),
         default=False,
@@ -154,7 +171,11 @@ class Connector(models.Model):
     @property
     def scopes(self) -> list[str]:
         scopes = list(ALWAYS_SENT_SCOPES)
-        for scope in self.extra_scopes.split():
+        wanted = self.extra_scopes.split()
+        if self.revalidate_after:
+            # Re-validation redeems a refresh token: ask for one.
+            wanted += providers.refresh_token_scopes(self.provider)
+        for scope in wanted:
             if scope not in scopes:
                 scopes.append(scope)
         return scopes
@@ -320,6 +341,8 @@ class SSOSession(models.Model):
     sid = models.CharField(_("IdP session ID (sid)"), max_length=255, blank=True)
     subject = models.CharField(_("subject (sub)"), max_length=255)
     session_key = models.CharField(_("Django session key"), max_length=64)
+    #: The IdP's refresh token, encrypted like client secrets; re-validation redeems it.
+    refresh_token_encrypted = models.TextField(_("refresh token (encrypted)"), blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -363,6 +386,9 @@ class SignInEvent(models.Model):
         FRONTCHANNEL = "frontchannel", _("front-channel logout")
         BACKCHANNEL = "backchannel", _("back-channel logout")
         DEACTIVATED = "deactivated", _("user deactivated")
+        REVOKED = "revoked", _("refused at re-validation")
+        EXPIRED = "expired", _("past its maximum age")
+        ADMIN = "admin", _("signed out everywhere")
 
     # No index of its own: the (connector, time) index below starts with it.
     connector = models.ForeignKey(

@@ -112,3 +112,26 @@ def authorize_extras(provider: str, email_domain: str | None) -> dict[str, str]:
     if provider == GOOGLE_WORKSPACE and email_domain:
         return {"hd": email_domain}
     return {}
+
+
+def refresh_token_scopes(provider: str) -> list[str]:
+    """Scopes that make the provider issue a refresh token (for session re-validation).
+
+    Google issues one for ``access_type=offline`` instead (``refresh_token_params``).
+    """
+    return [] if provider == GOOGLE_WORKSPACE else ["offline_access"]
+
+
+def refresh_token_params(provider: str) -> dict[str, str]:
+    """Authorize parameters a provider needs before it issues a refresh token.
+
+    OpenID Connect Core §11: ``offline_access`` is ignored unless ``prompt=consent``
+    is sent (Logto, node-oidc-provider and other plain OIDC providers follow it);
+    Google wants ``access_type=offline`` and gives a refresh token only on consent.
+    Entra ID and Okta issue one for ``offline_access`` alone.
+    """
+    if provider in (ENTRA_ID, OKTA):
+        return {}
+    if provider == GOOGLE_WORKSPACE:
+        return {"access_type": "offline", "prompt": "consent"}
+    return {"prompt": "consent"}

@@ -15,6 +15,7 @@ ending a session does not depend on how many sessions are stored.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .crypto import encrypt_secret
 from .models import Connector, SSOSession
 from .signals import sso_signed_out
 from .verified import IdPSession
@@ -37,6 +39,9 @@ logger = logging.getLogger(__name__)
 CONNECTOR_SESSION_KEY = "entra_sso_connector"
 #: The adapter's ``IdPSession.sign_out``: what ending the IdP session will need.
 SIGN_OUT_SESSION_KEY = "entra_sso_sign_out"
+#: When the session signed in and was last validated at the IdP, and the connector's
+#: windows: all ``SessionRevalidationMiddleware`` needs between windows.
+VALIDATION_SESSION_KEY = "entra_sso_validation"
 
 
 def session_store_class() -> type[SessionBase]:
@@ -50,6 +55,9 @@ def bind_session(
     session = request.session
     session[CONNECTOR_SESSION_KEY] = connector.slug
     session[SIGN_OUT_SESSION_KEY] = dict(idp_session.sign_out)
+    if connector.revalidate_after or connector.max_session_age:
+        now = time.time()
+        session[VALIDATION_SESSION_KEY] = validation_state(connector, signed_in_at=now, at=now)
     if session.session_key is None:
         session.save()
     return SSOSession.objects.create(
@@ -58,7 +66,24 @@ def bind_session(
         subject=idp_session.subject,
         session_key=session.session_key,
         user=user,
+        refresh_token_encrypted=(
+            encrypt_secret(idp_session.refresh_token)
+            if idp_session.refresh_token and connector.revalidate_after
+            else ""
+        ),
     )
+
+
+def validation_state(connector: Connector, *, signed_in_at: float, at: float) -> dict[str, Any]:
+    """The session's re-validation record: validated ``at``, with the connector's windows."""
+    return {
+        "signed_in_at": signed_in_at,
+        "validated_at": at,
+        "revalidate_after": connector.revalidate_after,
+        "max_age": connector.max_session_age,
+        "retry_at": 0.0,
+        "failures": 0,
+    }
 
 
 def signed_in_connector(request: HttpRequest) -> Connector | None:

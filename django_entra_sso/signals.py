@@ -16,5 +16,7 @@ sso_user_created = Signal()
 #: Arguments: ``request`` (``None`` for back-channel), ``user`` (may be ``None``),
 #: ``connector``, ``session_key``, ``reason`` — one of ``"local"``,
 #: ``"frontchannel"``, ``"backchannel"``, ``"deactivated"`` (the user was saved
-#: with ``is_active=False``).
+#: with ``is_active=False``), ``"revoked"`` (re-validation: the IdP said no),
+#: ``"expired"`` (past the connector's maximum session age), ``"admin"`` (signed
+#: out everywhere by an administrator).
 sso_signed_out = Signal()

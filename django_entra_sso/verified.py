@@ -49,6 +49,9 @@ class IdPSession:
     #: What the adapter needs later to end the IdP session (OIDC: ``id_token_hint``,
     #: ``logout_hint``). Kept in the Django session, so no client secret belongs here.
     sign_out: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: A refresh token, when the IdP issued one: re-validation redeems it. Stored
+    #: encrypted on the session's index row, never in the session itself.
+    refresh_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,6 @@ class VerifiedSignIn:
     idp_session: IdPSession
     #: Where to go afterwards: a same-site path, or ``""`` for the default.
     next_url: str = ""
+    #: ``"sign_in"``, or ``"revalidate"``: the answer to a silent re-validation of a
+    #: session already signed in, which must not sign anyone in.
+    purpose: str = "sign_in"

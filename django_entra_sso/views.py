@@ -34,7 +34,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import links, signin_log
+from . import links, revalidation, signin_log
 from .conf import app_settings
 from .errors import SignInError, error_response
 from .models import Connector, EmailDomain
@@ -125,6 +125,7 @@ class LoginView(View):
                 "password_login_url": app_settings.PASSWORD_LOGIN_URL,
                 # Say so rather than make a signed-in person wonder why they are here.
                 "signed_in_user": request.user if request.user.is_authenticated else None,
+                "ended": revalidation.ENDED_MESSAGES.get(_param(request.GET, "ended"), ""),
             },
             status=status,
         )
@@ -230,7 +231,14 @@ class CallbackView(View):
                 # The back button or a reload after signing in: the state is spent,
                 # but this browser is signed in through this connector already.
                 return _already_signed_in()
+            if exc.purpose == "revalidate" and _signed_in_through(request, slug):
+                return revalidation.failed(request, connector, exc)
             return _refused(request, connector, exc)
+        if verified.purpose == "revalidate":
+            # A silent check of a session already signed in: never a new sign-in.
+            if _signed_in_through(request, slug):
+                return revalidation.complete(request, verified)
+            return _refused(request, connector, SignInError("invalid_state", "revalidation"))
         return self.sign_in(request, verified)
 
     def sign_in(self, request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:

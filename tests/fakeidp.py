@@ -56,6 +56,7 @@ class Grant:
     code_challenge: str
     nonce: str
     claims: dict[str, Any]
+    offline: bool = False
 
 
 @dataclass
@@ -90,6 +91,13 @@ class FakeIdP:
         self.signing_key_index = 0
         self.userinfo_claims: dict[str, Any] | None = None
         self.received_token_requests: list[dict[str, Any]] = []
+        # Refresh tokens: issued for scope offline_access, rotated on each use; a revoked
+        # subject's (or a spent) token gets invalid_grant; refresh_overrides change the
+        # refreshed ID token's claims.
+        self.refresh_tokens: dict[str, Grant] = {}
+        self.revoked_subjects: set[str] = set()
+        self.refresh_overrides: dict[str, Any] = {}
+        self.rotate_refresh_tokens = True
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -190,6 +198,7 @@ class FakeIdP:
             code_challenge=query["code_challenge"],
             nonce=query["nonce"],
             claims=claims,
+            offline="offline_access" in query.get("scope", "").split(),
         )
         return {"code": code, "state": query["state"]}
 
@@ -209,6 +218,8 @@ class FakeIdP:
                 return 401, {"error": "invalid_client"}
         if client_id != self.client_id or client_secret != self.client_secret:
             return 401, {"error": "invalid_client"}
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(form)
         grant = self.grants.pop(form.get("code", ""), None)
         if grant is None:
             return 400, {"error": "invalid_grant"}
@@ -223,11 +234,39 @@ class FakeIdP:
         if challenge != grant.code_challenge:
             return 400, {"error": "invalid_grant", "error_description": "PKCE"}
         id_token = self.sign(self.id_token_claims(grant), headers=self.token_header_overrides)
-        return 200, {
+        answer = {
             "access_token": "access-" + secrets.token_urlsafe(8),
             "token_type": "Bearer",
             "expires_in": 300,
             "id_token": id_token,
+        }
+        if grant.offline:
+            answer["refresh_token"] = self._new_refresh_token(grant)
+        return 200, answer
+
+    def _new_refresh_token(self, grant: Grant) -> str:
+        token = "refresh-" + secrets.token_urlsafe(16)
+        self.refresh_tokens[token] = grant
+        return token
+
+    def _refresh(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            token = form.get("refresh_token", "")
+            grant = self.refresh_tokens.get(token)
+            claims = self.id_token_claims(grant) if grant is not None else {}
+            if grant is None or claims.get("sub") in self.revoked_subjects:
+                return 400, {"error": "invalid_grant", "error_description": "revoked or spent"}
+            if self.rotate_refresh_tokens:
+                del self.refresh_tokens[token]
+                token = self._new_refresh_token(grant)
+        claims.pop("nonce", None)
+        claims.update(self.refresh_overrides)
+        return 200, {
+            "access_token": "access-" + secrets.token_urlsafe(8),
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": self.sign(claims),
+            "refresh_token": token,
         }
 
     # -- HTTP -----------------------------------------------------------------

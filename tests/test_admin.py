@@ -45,6 +45,8 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "create_users": "on",
         "allowed_tenants": "[]",
         "group_mapping": "{}",
+        "revalidate_after": "0",
+        "max_session_age": "0",
         "domains-TOTAL_FORMS": "1",
         "domains-INITIAL_FORMS": "0",
         "domains-MIN_NUM_FORMS": "0",

@@ -212,8 +212,8 @@ def test_list_shows_each_connector_with_its_domains() -> None:
     lines = run("list").splitlines()
 
     assert lines == [
-        f"acme\tentra_id\tenabled\t{ENTRA_ISSUER}\tacme.com, acme.org",
-        "beta\tokta\tdisabled\thttps://beta.okta.example\t-",
+        f"acme\tentra_id\tenabled\t{ENTRA_ISSUER}\tacme.com, acme.org\tno revalidation",
+        "beta\tokta\tdisabled\thttps://beta.okta.example\t-\tno revalidation",
     ]
 
 

@@ -21,6 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from .. import links, providers
 from ..errors import SignInError, page_for_idp_error
 from ..models import Connector
+from ..provider_http import ProviderHTTPError
 from ..validation import domain_of_email
 from ..verified import IdPSession, VerifiedPerson, VerifiedSignIn
 from . import client, flow
@@ -31,6 +32,7 @@ from .tokens import (
     check_access_token_hash,
     check_id_token,
     check_logout_token,
+    check_refreshed_id_token,
     refuse_replayed_logout_token,
 )
 
@@ -55,12 +57,28 @@ def _usable(connector: Connector) -> None:
 
 
 def start_sign_in(
-    request: HttpRequest, connector: Connector, *, login_hint: str, next_url: str
+    request: HttpRequest,
+    connector: Connector,
+    *,
+    login_hint: str,
+    next_url: str,
+    revalidate: bool = False,
 ) -> str:
-    """The authorization URL to send the browser to; the pending sign-in goes in its session."""
+    """The authorization URL to send the browser to; the pending sign-in goes in its session.
+
+    ``revalidate=True``: a silent ``prompt=none`` check that the signed-in person
+    still may be (no page at the IdP; ``login_required`` if not).
+    """
     _usable(connector)
     metadata = _metadata(connector)
     domain = domain_of_email(login_hint) if login_hint else None
+    extras = {"prompt": connector.prompt}
+    if connector.revalidate_after:
+        extras.update(providers.refresh_token_params(connector.provider))
+        if connector.prompt:
+            extras["prompt"] = connector.prompt  # the site owner's choice wins
+    if revalidate:
+        extras = {"prompt": "none"}
     return flow.start(
         request.session,
         connector_slug=connector.slug,
@@ -72,9 +90,10 @@ def start_sign_in(
         next_url=next_url,
         extra_params={
             "login_hint": login_hint,
-            "prompt": connector.prompt,
+            **extras,
             **providers.authorize_extras(connector.provider, domain),
         },
+        purpose="revalidate" if revalidate else "sign_in",
     )
 
 
@@ -94,6 +113,7 @@ def complete_sign_in(
         return _complete(connector, params, pending)
     except SignInError as exc:
         exc.next_url = pending.next_url
+        exc.purpose = pending.purpose
         raise
 
 
@@ -140,10 +160,14 @@ def _complete(
     if connector.use_userinfo:
         claims = client.merge_userinfo(metadata, access_token, claims)
     check_hosted_domain(connector, claims)
+    refresh_token = tokens.get("refresh_token")
     return VerifiedSignIn(
         person=person_from_claims(connector, claims),
-        idp_session=idp_session_from(claims, id_token),
+        idp_session=idp_session_from(
+            claims, id_token, refresh_token=refresh_token if isinstance(refresh_token, str) else ""
+        ),
         next_url=pending.next_url,
+        purpose=pending.purpose,
     )
 
 
@@ -219,8 +243,10 @@ def _groups(claims: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(values)
 
 
-@sensitive_variables("id_token")
-def idp_session_from(claims: Mapping[str, Any], id_token: str) -> IdPSession:
+@sensitive_variables("id_token", "refresh_token")
+def idp_session_from(
+    claims: Mapping[str, Any], id_token: str, *, refresh_token: str = ""
+) -> IdPSession:
     """The provider session the sign-in came from, and what RP-initiated logout will need."""
     sid = claims.get("sid")
     sign_out = {"id_token_hint": id_token}
@@ -232,6 +258,7 @@ def idp_session_from(claims: Mapping[str, Any], id_token: str) -> IdPSession:
         sid=sid if isinstance(sid, str) else "",
         subject=str(claims["sub"]),
         sign_out=sign_out,
+        refresh_token=refresh_token[:8192],
     )
 
 
@@ -282,3 +309,39 @@ def end_session_url(
         id_token_hint=id_token if isinstance(id_token, str) else None,
         logout_hint=login_hint if isinstance(login_hint, str) else None,
     )
+
+
+class RevalidationUnavailable(Exception):
+    """The IdP could not say whether the person may still be signed in (try again later)."""
+
+
+@sensitive_variables("refresh_token", "answer", "id_token", "new_token")
+def refresh_session(connector: Connector, refresh_token: str, *, subject: str) -> str:
+    """Ask the IdP whether ``subject``'s session may go on; return the refresh token to keep.
+
+    Raises ``client.GrantRevoked`` when it may not (the grant is over, or a new ID
+    token names another person) and ``RevalidationUnavailable`` when the IdP
+    could not say. The IdP may rotate the refresh token: the new one is returned.
+    """
+    try:
+        metadata = get_metadata(connector)
+        answer = client.redeem_refresh_token(connector, metadata, refresh_token)
+    except (MetadataError, ProviderHTTPError) as exc:
+        raise RevalidationUnavailable(str(exc)) from exc
+    id_token = answer.get("id_token")
+    if isinstance(id_token, str):
+        try:
+            check_refreshed_id_token(
+                id_token,
+                provider=connector.provider,
+                metadata=metadata,
+                client_id=connector.client_id,
+                subject=subject,
+                allowed_tenants=connector.allowed_tenant_ids,
+            )
+        except TokenError as exc:
+            if exc.code == "other_subject":
+                raise client.GrantRevoked(str(exc)) from exc
+            raise RevalidationUnavailable(f"refreshed ID token: {exc}") from exc
+    new_token = answer.get("refresh_token")
+    return new_token if isinstance(new_token, str) and new_token else refresh_token

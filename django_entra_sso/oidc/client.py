@@ -28,26 +28,14 @@ logger = logging.getLogger(__name__)
 PROTECTED_CLAIMS = frozenset({"iss", "aud", "sub", "tid", "oid", "nonce", "exp", "iat", "azp"})
 
 
-@sensitive_variables("code", "code_verifier", "secret", "data", "headers", "pair")
-def redeem_code(
-    connector: Connector,
-    metadata: ProviderMetadata,
-    *,
-    code: str,
-    redirect_uri: str,
-    code_verifier: str,
+@sensitive_variables("secret", "data", "headers", "pair")
+def _token_request(
+    connector: Connector, metadata: ProviderMetadata, data: dict[str, str]
 ) -> dict[str, Any]:
-    """Exchange an authorization code at the token endpoint; return the token answer."""
-    try:
-        secret = connector.client_secret
-    except SecretDecryptionError as exc:
-        raise SignInError("misconfigured", str(exc)) from exc
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": code_verifier,
-    }
+    """POST ``data`` to the token endpoint, authenticated as the client; raises
+    ``SecretDecryptionError`` and ``ProviderHTTPError``."""
+    secret = connector.client_secret
+    data = dict(data)
     headers: dict[str, str] = {}
     methods = metadata.token_endpoint_auth_methods_supported
     if "client_secret_basic" in methods or "client_secret_post" not in methods:
@@ -57,8 +45,29 @@ def redeem_code(
     else:
         data["client_id"] = connector.client_id
         data["client_secret"] = secret
+    return post_form(metadata.token_endpoint, data, headers=headers)
+
+
+@sensitive_variables("code", "code_verifier", "data")
+def redeem_code(
+    connector: Connector,
+    metadata: ProviderMetadata,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+) -> dict[str, Any]:
+    """Exchange an authorization code at the token endpoint; return the token answer."""
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
     try:
-        return post_form(metadata.token_endpoint, data, headers=headers)
+        return _token_request(connector, metadata, data)
+    except SecretDecryptionError as exc:
+        raise SignInError("misconfigured", str(exc)) from exc
     except ProviderHTTPError as exc:
         error = (exc.body or {}).get("error")
         logger.warning(
@@ -82,3 +91,34 @@ def merge_userinfo(
     if info.get("sub") != claims.get("sub"):
         raise SignInError("invalid_token", "userinfo's sub differs from the ID token's.")
     return {**claims, **{k: v for k, v in info.items() if k not in PROTECTED_CLAIMS}}
+
+
+#: Token-endpoint errors that mean "this grant is over" (RFC 6749 §5.2): the
+#: person's access was revoked, expired, or their account disabled.
+GRANT_OVER_ERRORS = frozenset({"invalid_grant"})
+
+
+class GrantRevoked(Exception):
+    """The IdP refused the refresh token: the person may no longer be signed in."""
+
+
+@sensitive_variables("refresh_token", "data")
+def redeem_refresh_token(
+    connector: Connector, metadata: ProviderMetadata, refresh_token: str
+) -> dict[str, Any]:
+    """The refresh-token grant (RFC 6749 §6); return the token answer.
+
+    Raises ``GrantRevoked`` when the IdP says the grant is over, and
+    ``ProviderHTTPError`` when it could not say (outage, garbage, or a problem
+    with this site's own credentials, which is no reason to end anyone's session).
+    """
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    try:
+        return _token_request(connector, metadata, data)
+    except SecretDecryptionError as exc:
+        raise ProviderHTTPError(f"client secret: {exc}") from exc
+    except ProviderHTTPError as exc:
+        error = (exc.body or {}).get("error")
+        if exc.status in (400, 401) and error in GRANT_OVER_ERRORS:
+            raise GrantRevoked(f"{connector.slug}: the IdP answered {error!r}") from None
+        raise

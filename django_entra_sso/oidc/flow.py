@@ -59,6 +59,9 @@ class PendingLogin:
     redirect_uri: str
     next_url: str
     created_at: float
+    #: ``"sign_in"``, or ``"revalidate"`` for a silent ``prompt=none`` check of a
+    #: signed-in session (``revalidation``).
+    purpose: str = "sign_in"
 
     def expired(self, now: float | None = None) -> bool:
         return (now or time.time()) - self.created_at > app_settings.LOGIN_TIMEOUT
@@ -115,9 +118,11 @@ def start(
     response_mode: str,
     next_url: str,
     extra_params: dict[str, str],
+    purpose: str = "sign_in",
 ) -> str:
     """Record a new pending sign-in and return the URL to send the browser to."""
     login = PendingLogin(
+        purpose=purpose,
         state=secrets.token_urlsafe(32),
         nonce=secrets.token_urlsafe(32),
         code_verifier=secrets.token_urlsafe(64),

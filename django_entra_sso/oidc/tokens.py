@@ -217,6 +217,35 @@ def check_id_token(
     return claims
 
 
+def check_refreshed_id_token(
+    token: str,
+    *,
+    provider: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    subject: str,
+    allowed_tenants: Iterable[str] = (),
+) -> dict[str, Any]:
+    """An ID token from a refresh-token answer (OpenID Connect Core §12.2), or ``TokenError``.
+
+    Checked like the first one (signature, ``iss``, ``aud``, ``azp``, ``exp``,
+    ``iat``), without a nonce of this sign-in, and ``sub`` must be the person's.
+    """
+    claims = _verify(
+        token,
+        provider=provider,
+        metadata=metadata,
+        client_id=client_id,
+        allowed_tenants=allowed_tenants,
+    )
+    if "exp" not in claims:
+        raise TokenError("missing_claim", "The token lacks 'exp'.")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not _same(sub, subject):
+        raise TokenError("other_subject", "The refreshed ID token names another person.")
+    return claims
+
+
 def check_access_token_hash(claims: Mapping[str, Any], access_token: str, alg: str) -> None:
     """When the ID token carries ``at_hash``, it must match the access token."""
     at_hash = claims.get("at_hash")

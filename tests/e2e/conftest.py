@@ -60,14 +60,22 @@ class Client:
     auth_method: str
     backchannel: bool = False
     frontchannel: bool = False
+    refresh: bool = False  # may use the refresh_token grant (session re-validation)
 
 
 CLIENTS = {
     c.slug: c
     for c in (
-        # query response mode, client_secret_basic, back-channel logout (9.x)
+        # query response mode, client_secret_basic, back-channel logout, refresh tokens (9.x)
         Client(
-            "acme", 9, "acme-site", OP9_DOMAIN, "query", "client_secret_basic", backchannel=True
+            "acme",
+            9,
+            "acme-site",
+            OP9_DOMAIN,
+            "query",
+            "client_secret_basic",
+            backchannel=True,
+            refresh=True,
         ),
         # form_post response mode, client_secret_post
         Client("globex", 9, "globex-site", "globex.test", "form_post", "client_secret_post"),
@@ -109,6 +117,8 @@ def _op_client(site: str, client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": [f"{base}/logout/done/", f"{site}/"],
         "token_endpoint_auth_method": client.auth_method,
     }
+    if client.refresh:
+        data["grant_types"] = ["authorization_code", "refresh_token"]
     if client.backchannel:
         data["backchannel_logout_uri"] = f"{base}/logout/backchannel/{client.slug}/"
         data["backchannel_logout_session_required"] = True
@@ -211,7 +221,8 @@ class E2E:
         assert op is not None
         return op
 
-    def make_connector(self, slug: str) -> Connector:
+    def make_connector(self, slug: str, **fields: Any) -> Connector:
+        """The connector of client ``slug``; ``fields`` (e.g. ``revalidate_after``) override."""
         client = CLIENTS[slug]
         return make_connector(
             None,
@@ -221,6 +232,7 @@ class E2E:
             client_id=client.client_id,
             client_secret=CLIENT_SECRET,
             response_mode=client.response_mode,
+            **fields,
         )
 
     # -- the site's pages -------------------------------------------------------------------

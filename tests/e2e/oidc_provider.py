@@ -18,6 +18,7 @@ Usage::
         "redirect_uris": ["http://127.0.0.1:8000/sso/callback/"],
         "post_logout_redirect_uris": ["http://127.0.0.1:8000/"],
         "token_endpoint_auth_method": "client_secret_basic",   # or client_secret_post
+        "grant_types": ["authorization_code", "refresh_token"],  # optional: refresh tokens
         "backchannel_logout_uri": "http://127.0.0.1:8000/sso/backchannel-logout/",  # optional
         "backchannel_logout_session_required": True,                              # optional
         "frontchannel_logout_uri": "http://127.0.0.1:8000/sso/frontchannel-logout/",  # 6 only
@@ -26,6 +27,7 @@ Usage::
     with NodeOIDCProvider(9, None, clients, "example.test", tmp_path) as op:
         op.issuer        # "http://127.0.0.1:<port>"
         op.rotate_keys() # restarts on the same port; in-memory sessions/codes are lost
+        op.revoke_account("alice")  # an administrator revokes alice's sessions and tokens
 
 The process is ``node server.mjs --config <workdir>/provider-config.json`` with cwd
 ``tests/e2e/provider``. The config JSON written by this helper (and accepted by server.mjs) is::
@@ -42,7 +44,9 @@ The process is ``node server.mjs --config <workdir>/provider-config.json`` with 
       "tenant_id": "...",                 # optional: adds a `tid` claim
       "require_pkce": true,               # optional (default true): PKCE S256 mandatory
       "always_include_sid": true,         # optional (default true): `sid` in every ID token
-      "cookie_keys": ["..."]              # optional; fixed test keys by default
+      "cookie_keys": ["..."],             # optional; fixed test keys by default
+      "admin_token": "..."                # optional: enables POST /admin/revoke (this helper
+                                          # sets a fresh random one on every start)
     }
 
 Client defaults: ``response_types=["code"]``, ``grant_types=["authorization_code"]``,
@@ -62,9 +66,25 @@ Scope -> claims: openid -> sub, groups, oid, tid (+ names from ``users`` overrid
 email -> email, email_verified; profile -> name, given_name, family_name, preferred_username.
 ``conformIdTokenClaims`` is false, so these are in the ID token (and at userinfo), plus ``sid``.
 
+Refresh tokens: a client with ``"refresh_token"`` in its ``grant_types`` gets one when the
+granted scope includes ``offline_access``, which the provider only keeps when the authorization
+request also says ``prompt=consent``. Every refresh_token grant rotates the refresh token (a
+new one comes back; presenting the old one again is ``invalid_grant`` *and* revokes the whole
+grant, as the OAuth security BCP asks) and returns a fresh ``id_token`` (same ``sub``) for
+``openid`` scope. Refresh tokens live 14 days; in version 9 the grant behind them 24 hours.
+
+Administrator revocation: ``revoke_account(account)`` calls the provider's test-only route
+``POST /admin/revoke`` (``Authorization: Bearer <admin_token>``, JSON ``{"account": ...}``),
+which drops every grant of that account for every client (refresh and access tokens, codes)
+and its OP sessions; the next refresh_token grant with any of its refresh tokens is
+``invalid_grant``, other accounts are untouched. It returns the provider's counts
+``{"account": ..., "grants": n, "tokens": n, "sessions": n}`` and raises
+``ProviderAdminError`` on anything but a 200.
+
 Keys: the JWKS file holds private RSA keys; the FIRST key of ``keys`` signs. ``rotate_keys()``
-reorders (or prepends a fresh key) and restarts the process on the same port. The provider uses
-the in-memory adapter, so sessions, codes and grants at the provider are lost on every restart.
+reorders (or prepends a fresh key) and restarts the process on the same port. The provider keeps
+its state in memory (``provider/adapter.mjs``), so sessions, codes, grants and refresh tokens at
+the provider are lost on every restart.
 """
 
 from __future__ import annotations
@@ -73,6 +93,7 @@ import atexit
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -125,6 +146,10 @@ class ProviderStartError(RuntimeError):
     pass
 
 
+class ProviderAdminError(RuntimeError):
+    """The provider's admin route refused or failed a request."""
+
+
 class NodeOIDCProvider:
     """A node-oidc-provider process on 127.0.0.1 (see the module docstring)."""
 
@@ -161,6 +186,7 @@ class NodeOIDCProvider:
         self._jwks_path = self.workdir / f"provider-v{version}-jwks.json"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
+        self._admin_token = ""  # set by start(): only this handle can use the admin route
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -189,6 +215,7 @@ class NodeOIDCProvider:
             "jwks_path": str(self._jwks_path),
             "clients": self.clients,
             "require_pkce": self.require_pkce,
+            "admin_token": self._admin_token,
         }
         if self.users:
             cfg["users"] = self.users
@@ -204,6 +231,7 @@ class NodeOIDCProvider:
         if reason:
             raise ProviderStartError(reason)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._admin_token = secrets.token_urlsafe(32)
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         self._ensure_jwks()
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -252,6 +280,37 @@ class NodeOIDCProvider:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- administration --------------------------------------------------------------------
+    def revoke_account(self, account: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Revoke every grant, token and OP session of ``account``, as an administrator would.
+
+        Returns the provider's answer ``{"account", "grants", "tokens", "sessions"}`` (counts of
+        what was dropped; zeros when the account had nothing). Raises ``ProviderAdminError``
+        when the provider is not running or answers anything but 200.
+        """
+        if not self.running:
+            raise ProviderAdminError(f"oidc-provider v{self.version} is not running")
+        request = urllib.request.Request(
+            f"{self.issuer}/admin/revoke",
+            data=json.dumps({"account": account}).encode(),
+            headers={
+                "Authorization": f"Bearer {self._admin_token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise ProviderAdminError(
+                f"POST /admin/revoke for {account!r} answered {exc.code}: {detail}"
+            ) from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ProviderAdminError(f"POST /admin/revoke for {account!r} failed: {exc}") from exc
 
     # -- keys ------------------------------------------------------------------------------
     def read_jwks(self) -> dict[str, Any]:

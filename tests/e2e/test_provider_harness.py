@@ -23,7 +23,7 @@ import jwt
 import pytest
 import requests
 
-from tests.e2e.oidc_provider import NodeOIDCProvider, provider_available
+from tests.e2e.oidc_provider import NodeOIDCProvider, ProviderAdminError, provider_available
 from tests.helpers import require
 
 pytestmark = pytest.mark.e2e
@@ -140,26 +140,32 @@ def _follow_until_leaving_op(s: requests.Session, op: NodeOIDCProvider, resp: re
 
 
 def _authorize(
-    s: requests.Session, op: NodeOIDCProvider, login: str, client_id: str = "django-app"
+    s: requests.Session,
+    op: NodeOIDCProvider,
+    login: str,
+    client_id: str = "django-app",
+    *,
+    scope: str = "openid email profile",
+    prompt: str | None = None,
 ) -> tuple[str, str, str]:
     """Drive /auth -> login -> consent; return (code, verifier, nonce)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    params = {
+        "client_id": client_id,
+        "response_type": "code",
+        "scope": scope,
+        "redirect_uri": REDIRECT_URI,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }
+    if prompt:
+        params["prompt"] = prompt
     resp = s.get(
-        _discovery(op)["authorization_endpoint"],
-        params={
-            "client_id": client_id,
-            "response_type": "code",
-            "scope": "openid email profile",
-            "redirect_uri": REDIRECT_URI,
-            "state": state,
-            "nonce": nonce,
-            "code_challenge": challenge.rstrip(b"=").decode(),
-            "code_challenge_method": "S256",
-        },
-        allow_redirects=False,
-        timeout=10,
+        _discovery(op)["authorization_endpoint"], params=params, allow_redirects=False, timeout=10
     )
     resp = _follow_until_leaving_op(s, op, resp)
     # login page: /interaction/<uid>, form fields prompt=login, login, password
@@ -188,7 +194,9 @@ def _authorize(
     return query["code"][0], verifier, nonce
 
 
-def _exchange(op: NodeOIDCProvider, code: str, verifier: str) -> dict:
+def _exchange(
+    op: NodeOIDCProvider, code: str, verifier: str, client_id: str = "django-app"
+) -> dict:
     r = requests.post(
         _discovery(op)["token_endpoint"],
         data={
@@ -197,7 +205,7 @@ def _exchange(op: NodeOIDCProvider, code: str, verifier: str) -> dict:
             "redirect_uri": REDIRECT_URI,
             "code_verifier": verifier,
         },
-        auth=("django-app", "django-app-secret"),  # client_secret_basic
+        auth=(client_id, f"{client_id}-secret"),  # client_secret_basic
         timeout=10,
     )
     assert r.status_code == 200, r.text
@@ -214,12 +222,12 @@ def _login_and_exchange(
     return tokens
 
 
-def _verify_id_token(op: NodeOIDCProvider, id_token: str) -> dict:
+def _verify_id_token(op: NodeOIDCProvider, id_token: str, audience: str = "django-app") -> dict:
     kid = jwt.get_unverified_header(id_token)["kid"]
     assert kid == op.signing_kid(), "ID token must be signed with the first key of the JWKS"
     jwk = next(k for k in _jwks(op)["keys"] if k["kid"] == kid)
     key = jwt.PyJWK(jwk).key
-    return jwt.decode(id_token, key, algorithms=["RS256"], audience="django-app", issuer=op.issuer)
+    return jwt.decode(id_token, key, algorithms=["RS256"], audience=audience, issuer=op.issuer)
 
 
 def test_code_flow_with_pkce_yields_expected_claims(op: NodeOIDCProvider) -> None:
@@ -349,3 +357,159 @@ def test_config_file_shape(op: NodeOIDCProvider) -> None:
     cfg = json.loads(op.config_path.read_text())
     assert cfg["issuer"] == op.issuer and cfg["host"] == "127.0.0.1"
     assert cfg["version"] == op.version and Path(cfg["jwks_path"]) == op.jwks_path
+
+
+# --------------------------------------------------------------------------------------------
+# Refresh tokens (offline_access + prompt=consent) and an administrator's revocation.
+# --------------------------------------------------------------------------------------------
+OFFLINE_SCOPE = "openid profile email offline_access"
+REFRESH_GRANT_TYPES = ["authorization_code", "refresh_token"]
+
+
+@pytest.fixture(params=[9, 6], ids=["v9", "v6"])
+def refresh_op(request: pytest.FixtureRequest, tmp_path: Path):
+    """An OP with two refresh-capable clients and one that may not refresh."""
+    clients = [
+        _client(grant_types=REFRESH_GRANT_TYPES),
+        _client(
+            client_id="other-app",
+            client_secret="other-app-secret",
+            grant_types=REFRESH_GRANT_TYPES,
+        ),
+        _client(client_id="plain-app", client_secret="plain-app-secret"),
+    ]
+    with NodeOIDCProvider(request.param, None, clients, DOMAIN, tmp_path) as provider:
+        yield provider
+
+
+def _sign_in_offline(
+    op: NodeOIDCProvider,
+    login: str,
+    s: requests.Session | None = None,
+    client_id: str = "django-app",
+) -> dict:
+    """Sign ``login`` in with offline_access and prompt=consent; return the token answer."""
+    s = s or requests.Session()
+    code, verifier, _ = _authorize(s, op, login, client_id, scope=OFFLINE_SCOPE, prompt="consent")
+    tokens = _exchange(op, code, verifier, client_id)
+    assert tokens.get("refresh_token"), tokens
+    assert "offline_access" in tokens["scope"].split(), tokens
+    return tokens
+
+
+def _refresh(
+    op: NodeOIDCProvider, refresh_token: str, client_id: str = "django-app"
+) -> requests.Response:
+    return requests.post(
+        _discovery(op)["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(client_id, f"{client_id}-secret"),
+        timeout=10,
+    )
+
+
+def _refreshed(op: NodeOIDCProvider, refresh_token: str, client_id: str = "django-app") -> dict:
+    r = _refresh(op, refresh_token, client_id)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _assert_invalid_grant(r: requests.Response) -> None:
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_grant", r.text
+
+
+def _userinfo_status(op: NodeOIDCProvider, access_token: str) -> int:
+    r = requests.get(
+        _discovery(op)["userinfo_endpoint"],
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=10,
+    )
+    return r.status_code
+
+
+def test_refresh_token_needs_refresh_grant_type_and_prompt_consent(
+    refresh_op: NodeOIDCProvider,
+) -> None:
+    assert "refresh_token" in _discovery(refresh_op)["grant_types_supported"]
+    # offline_access without prompt=consent is silently dropped
+    code, verifier, _ = _authorize(requests.Session(), refresh_op, "alice", scope=OFFLINE_SCOPE)
+    tokens = _exchange(refresh_op, code, verifier)
+    assert "refresh_token" not in tokens and "offline_access" not in tokens["scope"]
+    # ... and so it is for a client that may not use the refresh_token grant
+    code, verifier, _ = _authorize(
+        requests.Session(), refresh_op, "alice", "plain-app", scope=OFFLINE_SCOPE, prompt="consent"
+    )
+    tokens = _exchange(refresh_op, code, verifier, "plain-app")
+    assert "refresh_token" not in tokens and "offline_access" not in tokens["scope"]
+
+
+def test_refresh_rotates_the_token_and_returns_a_new_id_token(
+    refresh_op: NodeOIDCProvider,
+) -> None:
+    first = _sign_in_offline(refresh_op, "alice")
+    second = _refreshed(refresh_op, first["refresh_token"])
+    assert second["refresh_token"] and second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    claims = _verify_id_token(refresh_op, second["id_token"])
+    assert claims["sub"] == "alice"
+    assert claims["email"] == f"alice@{DOMAIN}" and claims["sid"]
+    third = _refreshed(refresh_op, second["refresh_token"])  # the rotated token keeps working
+    assert third["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
+    assert _verify_id_token(refresh_op, third["id_token"])["sub"] == "alice"
+
+
+def test_replaying_a_rotated_refresh_token_revokes_the_whole_grant(
+    refresh_op: NodeOIDCProvider,
+) -> None:
+    first = _sign_in_offline(refresh_op, "alice")
+    second = _refreshed(refresh_op, first["refresh_token"])
+    _assert_invalid_grant(_refresh(refresh_op, first["refresh_token"]))
+    # reuse detection: the current token of the same grant is gone as well
+    _assert_invalid_grant(_refresh(refresh_op, second["refresh_token"]))
+
+
+def test_admin_revocation_ends_one_persons_refresh_tokens_only(
+    refresh_op: NodeOIDCProvider,
+) -> None:
+    alice_browser = requests.Session()
+    alice = _refreshed(
+        refresh_op, _sign_in_offline(refresh_op, "alice", alice_browser)["refresh_token"]
+    )
+    alice_other = _sign_in_offline(refresh_op, "alice", requests.Session(), "other-app")
+    bob = _refreshed(refresh_op, _sign_in_offline(refresh_op, "bob")["refresh_token"])
+
+    result = refresh_op.revoke_account("alice")
+
+    assert result["account"] == "alice"
+    assert result["grants"] >= 2 and result["tokens"] >= 2 and result["sessions"] >= 1, result
+    _assert_invalid_grant(_refresh(refresh_op, alice["refresh_token"]))
+    _assert_invalid_grant(_refresh(refresh_op, alice_other["refresh_token"], "other-app"))
+    assert _userinfo_status(refresh_op, alice["access_token"]) == 401
+    # bob keeps refreshing, rotation and all
+    assert _userinfo_status(refresh_op, bob["access_token"]) == 200
+    bob = _refreshed(refresh_op, bob["refresh_token"])
+    bob = _refreshed(refresh_op, bob["refresh_token"])
+    assert _verify_id_token(refresh_op, bob["id_token"])["sub"] == "bob"
+    # alice's OP session is gone too: her browser sees the login page again (asserted in
+    # _authorize), and a new sign-in gives her a working refresh token
+    again = _sign_in_offline(refresh_op, "alice", alice_browser)
+    assert _refreshed(refresh_op, again["refresh_token"])["refresh_token"]
+
+
+def test_admin_route_refuses_without_the_admin_token(refresh_op: NodeOIDCProvider) -> None:
+    url = f"{refresh_op.issuer}/admin/revoke"
+    tokens = _sign_in_offline(refresh_op, "alice")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+        r = requests.post(url, json={"account": "alice"}, headers=headers, timeout=10)
+        assert r.status_code == 401, r.text
+    assert requests.get(url, timeout=10).status_code == 405
+    with pytest.raises(ProviderAdminError, match="400"):
+        refresh_op.revoke_account("")
+    assert refresh_op.revoke_account("nobody") == {
+        "account": "nobody",
+        "grants": 0,
+        "tokens": 0,
+        "sessions": 0,
+    }
+    _refreshed(refresh_op, tokens["refresh_token"])  # nothing of alice's was touched

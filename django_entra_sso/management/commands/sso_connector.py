@@ -67,6 +67,18 @@ class Command(BaseCommand):
             help="A multi-tenant issuer with no --tenant: let every Entra tenant sign in "
             "(not with --domain).",
         )
+        add.add_argument(
+            "--revalidate-after",
+            type=int,
+            metavar="SECONDS",
+            help="Re-validate sessions at the IdP this often (0: never).",
+        )
+        add.add_argument(
+            "--max-session-age",
+            type=int,
+            metavar="SECONDS",
+            help="End sessions this long after sign-in (0: Django's expiry only).",
+        )
         add.add_argument("--sso-only", action="store_true", help="Mark the domains SSO-only.")
         add.add_argument("--disabled", action="store_true", help="Add the connector switched off.")
         sub.add_parser("list", help="List connectors.")
@@ -134,6 +146,13 @@ class Command(BaseCommand):
             connector.allowed_tenants = [t.strip().lower() for t in options["tenants"]]
         if options["allow_any_tenant"]:
             connector.allow_any_tenant = True
+        for name in ("revalidate_after", "max_session_age"):
+            value = options[name]
+            if value is not None:
+                if value < 0:
+                    flag = "--" + name.replace("_", "-")
+                    raise CommandError(f"{flag}: enter a number of seconds, 0 or more.")
+                setattr(connector, name, value)
         if options["disabled"]:
             connector.enabled = False
         try:
@@ -172,7 +191,10 @@ class Command(BaseCommand):
         for c in connectors:
             domains = ", ".join(d.domain for d in c.domains.all()) or "-"
             state = "enabled" if c.enabled else "disabled"
-            self.stdout.write(f"{c.slug}\t{c.provider}\t{state}\t{c.issuer}\t{domains}")
+            windows = (
+                f"revalidate {c.revalidate_after}s" if c.revalidate_after else "no revalidation"
+            ) + (f", max age {c.max_session_age}s" if c.max_session_age else "")
+            self.stdout.write(f"{c.slug}\t{c.provider}\t{state}\t{c.issuer}\t{domains}\t{windows}")
 
     def do_test(self, options: dict[str, Any]) -> None:
         connector = self._get(options["slug"])

@@ -33,13 +33,30 @@
 //        page with one hidden <iframe src="<frontchannel_logout_uri>?iss=..&sid=.."> per RP,
 //        which JS-redirects to post_logout_redirect_uri once all frames loaded (or after 2.5 s);
 //        otherwise a 302 to post_logout_redirect_uri.
+//
+// Refresh tokens (both versions): a client whose grant_types include "refresh_token" gets one
+// when the granted scope includes offline_access, which both versions only keep when the
+// authorization request says prompt=consent. Every refresh_token grant rotates the token (the
+// old one is consumed; presenting a consumed one again is answered invalid_grant AND revokes
+// the whole grant) and answers a fresh id_token for openid scope. TTLs: refresh token 14 days,
+// 9.x Grant 24 h (a refresh after the Grant expired is invalid_grant too).
+//
+// Admin route (only when config.admin_token is set), what an administrator's "revoke this
+// person's sessions" does at a real IdP:
+//   POST /admin/revoke   Authorization: Bearer <config.admin_token>
+//                        body JSON {"account": "alice"} or form account=alice
+//   -> 200 {"account": "alice", "grants": n, "tokens": n, "sessions": n}: every grant of the
+//      account (so every refresh/access token and code of every client) and its OP sessions
+//      are gone; a later refresh_token grant gets invalid_grant. 401 wrong/missing token,
+//      400 no account, 405 not POST, 404 when no admin_token is configured.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { AccountIndexedStore, createAdapter } from './adapter.mjs';
 import { ensureJwks } from './keys.mjs';
 
 const require = createRequire(import.meta.url);
@@ -180,6 +197,9 @@ const cookieKeys = config.cookie_keys ?? [
   'e2e-test-cookie-key-1-not-secret', 'e2e-test-cookie-key-2-not-secret',
 ];
 const requirePkce = config.require_pkce ?? true;
+const adminToken = config.admin_token ? String(config.admin_token) : null;
+// One store for all models, indexed by account so the admin route can revoke a person.
+const store = new AccountIndexedStore();
 
 // ---------------------------------------------------------------------------------------------
 // Provider configuration per version.
@@ -194,6 +214,14 @@ const common = {
   claims,
   scopes: ['openid', 'offline_access', 'email', 'profile'],
   conformIdTokenClaims: false,
+  adapter: createAdapter(store),
+  // (the libraries' default, spelt out) 3rd argument: the code, or the rotated refresh token
+  async issueRefreshToken(ctx, client, source) {
+    return client.grantTypeAllowed('refresh_token') && source.scopes.has('offline_access');
+  },
+  // Always rotate. The libraries' default only rotates public clients' tokens or after 70 % of
+  // the TTL, i.e. never for a confidential client in a test run.
+  rotateRefreshToken: true,
 };
 
 if (version === 9) {
@@ -220,6 +248,7 @@ if (version === 9) {
       Interaction: 3600,
       Session: 24 * 3600,
       Grant: 24 * 3600,
+      RefreshToken: 14 * 24 * 3600,
     },
     // 9.x routes outgoing requests through an SSRF-protected undici dispatcher which destroys
     // sockets to special-use addresses (127.0.0.0/8 included). Drop it, and allow loopback only.
@@ -254,6 +283,7 @@ if (version === 9) {
       AccessToken: 3600,
       AuthorizationCode: 300,
       IdToken: 3600,
+      RefreshToken: 14 * 24 * 3600,
     },
     httpOptions(options) {
       const target = options.url ?? options.href;
@@ -279,6 +309,69 @@ provider.use(async (ctx, next) => {
   if (typeof ctx.body === 'string' && ctx.body.includes('fonts.googleapis.com')) {
     ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);?/g, '');
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Admin route: POST /admin/revoke (see the header). Plain Koa middleware, placed by
+// provider.use() before the provider's own routes in both versions.
+// ---------------------------------------------------------------------------------------------
+const ADMIN_BODY_LIMIT = 16 * 1024;
+
+function sameSecret(given, expected) {
+  const digest = (text) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+async function readBody(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > ADMIN_BODY_LIMIT) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function parseAdminBody(ctx) {
+  const text = await readBody(ctx.req);
+  if (ctx.is('application/json')) return JSON.parse(text || '{}');
+  return Object.fromEntries(new URLSearchParams(text));
+}
+
+function adminAnswer(ctx, status, body) {
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+}
+
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/admin/revoke') return next();
+  if (!adminToken) {
+    return adminAnswer(ctx, 404, { error: 'not_found', error_description: 'no admin_token configured' });
+  }
+  if (ctx.method !== 'POST') {
+    ctx.set('Allow', 'POST');
+    return adminAnswer(ctx, 405, { error: 'method_not_allowed' });
+  }
+  const [scheme, given] = (ctx.get('authorization') || '').split(' ');
+  if (scheme?.toLowerCase() !== 'bearer' || !given || !sameSecret(given, adminToken)) {
+    ctx.set('WWW-Authenticate', 'Bearer');
+    return adminAnswer(ctx, 401, { error: 'invalid_token' });
+  }
+  let body;
+  try {
+    body = await parseAdminBody(ctx);
+  } catch (err) {
+    return adminAnswer(ctx, 400, { error: 'invalid_request', error_description: err.message });
+  }
+  const account = body?.account;
+  if (typeof account !== 'string' || !account) {
+    return adminAnswer(ctx, 400, { error: 'invalid_request', error_description: 'account missing' });
+  }
+  const counts = store.revokeAccount(account);
+  log(`admin revoked account=${account}`, JSON.stringify(counts));
+  return adminAnswer(ctx, 200, { account, ...counts });
 });
 
 for (const event of ['backchannel.success', 'backchannel.error']) {
