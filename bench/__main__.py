@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     parser.add_argument("--views", type=int, help="figure 6: page views per kind")
     parser.add_argument("--reval-views", type=int, help="figure 7: timed requests per side")
     parser.add_argument("--reval-sessions", type=int, help="figure 7: sessions re-validated")
+    parser.add_argument("--scim-users", type=int, help="figure 8: users provisioned by SCIM")
+    parser.add_argument("--scim-batch", type=int, help="figure 8: members added per group PATCH")
     args = parser.parse_args(argv)
     cfg = BenchConfig.quick_run() if args.quick else BenchConfig()
     overrides = {
@@ -65,12 +67,14 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "page_views": args.views,
         "revalidation_views": args.reval_views,
         "revalidation_sessions": args.reval_sessions,
+        "scim_users": args.scim_users,
+        "scim_batch": args.scim_batch,
     }
     for name, value in overrides.items():
         if value is not None:
             setattr(cfg, name, value)
     cfg.postgres = args.postgres
-    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7}
+    unknown = set(cfg.figures) - {1, 2, 3, 4, 5, 6, 7, 8}
     if unknown:
         parser.error(f"no such figure: {sorted(unknown)}")
     return cfg, args

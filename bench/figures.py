@@ -1,4 +1,4 @@
-"""Figures 1-4, 6 and 7: measured in-process with Django's test ``Client``.
+"""Figures 1-4 and 6-8: measured in-process with Django's test ``Client``.
 
 Django must already be set up with ``bench.settings`` and migrated
 (``bench/__main__.py`` does that). The fake IdP runs on loopback in a thread of
@@ -7,6 +7,7 @@ this process; its ``authorize()`` plays the person approving the sign-in.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
@@ -26,7 +28,8 @@ from django.utils import timezone
 
 from django_entra_sso import revalidation
 from django_entra_sso.middleware import SessionRevalidationMiddleware
-from django_entra_sso.models import Connector, EmailDomain, SSOSession
+from django_entra_sso.models import Connector, EmailDomain, SCIMGroup, SCIMUser, SSOSession
+from django_entra_sso.scim.auth import new_token
 from django_entra_sso.sessions import (
     VALIDATION_SESSION_KEY,
     end_sessions_for_subject,
@@ -812,6 +815,319 @@ def figure_7(cfg: BenchConfig, idp: BenchIdP) -> Figure:
     )
 
 
+# -- figure 8 -----------------------------------------------------------------------
+SCIM_SLUG = "bench-scim"
+SCIM_DOMAIN = "scim.example"
+SCIM_GROUP = "Everyone"
+SIZED_GROUP = "Sized"
+SCIM_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+SCIM_PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#: Requests whose queries are counted at each end of the provisioning run.
+SCIM_SAMPLE = 100
+
+
+class QueryLog:
+    """An ``execute_wrapper`` that keeps each statement's SQL and execution time."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, float]] = []
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries.append((sql, time.perf_counter() - t0))
+
+    @property
+    def seconds(self) -> float:
+        return sum(seconds for _sql, seconds in self.queries)
+
+
+class ScimClient:
+    """One connector's SCIM client, as tests/test_scim.py's ``Scim``: JSON in, bearer token."""
+
+    def __init__(self, connector: Connector, token: str) -> None:
+        self.client = Client()
+        self.base = f"/sso/scim/v2/{connector.slug}/"
+        self.auth = f"Bearer {token}"
+
+    def send(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        return getattr(self.client, method)(
+            self.base + path,
+            data=json.dumps(body),
+            content_type="application/scim+json",
+            HTTP_AUTHORIZATION=self.auth,
+        )
+
+    def add_members(self, group_id: str, user_ids: list[str]) -> Any:
+        operation = {"op": "add", "path": "members", "value": [{"value": i} for i in user_ids]}
+        return self.send(
+            "patch",
+            f"Groups/{group_id}",
+            {"schemas": [SCIM_PATCH_SCHEMA], "Operations": [operation]},
+        )
+
+
+def _scim_user(i: int) -> dict[str, Any]:
+    email = f"person{i:06d}@{SCIM_DOMAIN}"
+    return {
+        "schemas": [SCIM_USER_SCHEMA],
+        "userName": email,
+        "externalId": f"scim-ext-{i}",
+        "name": {"givenName": "Person", "familyName": f"No{i}"},
+        "emails": [{"value": email, "type": "work", "primary": True}],
+        "active": True,
+    }
+
+
+def _measured(call: Any) -> tuple[Any, float, int, QueryLog]:
+    """``call()``'s answer, seconds, queries as Django counts them, and each SQL's time."""
+    log = QueryLog()
+    with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(log):
+        t0 = time.perf_counter()
+        response = call()
+        elapsed = time.perf_counter() - t0
+    return response, elapsed, len(captured.captured_queries), log
+
+
+def _grown(start: list[QueryLog], end: list[QueryLog]) -> list[tuple[float, float, str]]:
+    """Each statement's median time at the start and the end, the most grown first."""
+    times: dict[str, tuple[list[float], list[float]]] = {}
+    for index, logs in enumerate((start, end)):
+        for log in logs:
+            for sql, seconds in log.queries:
+                times.setdefault(sql, ([], []))[index].append(seconds)
+    rows = [(median(a), median(b), sql) for sql, (a, b) in times.items() if a and b]
+    return sorted(rows, key=lambda row: row[1] - row[0], reverse=True)
+
+
+def _ends(values: list[Any], share: int) -> tuple[list[Any], list[Any]]:
+    """The first and last ``share`` values (at least one each)."""
+    share = max(1, share)
+    return values[:share], values[-share:]
+
+
+def _spread(counts: list[int]) -> str:
+    return f"{median(counts):g} / {max(counts)}"
+
+
+def figure_8(cfg: BenchConfig, idp: BenchIdP) -> Figure:
+    n, batch, sessions = cfg.scim_users, cfg.scim_batch, cfg.scim_sessions
+    mapping = {SCIM_GROUP: ["staff"], SIZED_GROUP: ["sized"]}
+    connector = make_connector(
+        idp, SCIM_SLUG, SCIM_DOMAIN, name="Bench (SCIM)", group_mapping=mapping
+    )
+    User.objects.filter(scim_links__connector=connector).delete()
+    connector.scim_groups.all().delete()
+    # The mapped Django groups exist already, as they do once anyone has been granted
+    # them: the first grant ever would create the group (two more queries, once).
+    for names in mapping.values():
+        for name in names:
+            Group.objects.get_or_create(name=name)
+    scim = ScimClient(connector, new_token(connector))
+    failures: Counter[str] = Counter()
+
+    def expect(response: Any, status: int, what: str) -> None:
+        if response.status_code != status:
+            failures[f"{what}: {response.status_code}"] += 1
+
+    # 1. Provision n users, one POST /Users each.
+    times: list[float] = []
+    counts: dict[str, list[int]] = {"start": [], "end": []}
+    logs: dict[str, list[QueryLog]] = {"start": [], "end": []}
+    ids: list[str] = []
+    sample = min(SCIM_SAMPLE, max(1, n // 2))
+    started = time.perf_counter()
+    for i in range(n):
+        end = "start" if i < sample else "end" if i >= n - sample else None
+
+        def post(i: int = i) -> Any:
+            return scim.send("post", "Users", _scim_user(i))
+
+        if end is None:
+            t0 = time.perf_counter()
+            response = post()
+            times.append(time.perf_counter() - t0)
+        else:
+            response, elapsed, count, log = _measured(post)
+            times.append(elapsed)
+            counts[end].append(count)
+            logs[end].append(log)
+        expect(response, 201, "POST /Users")
+        if response.status_code == 201:
+            ids.append(json.loads(response.content)["id"])
+    provision_seconds = time.perf_counter() - started
+    user_db = {end: median([log.seconds for log in logs[end]]) for end in logs}
+    grown_posts = _grown(logs["start"], logs["end"])
+
+    # 2. One group with everyone in it, added `batch` members per PATCH.
+    created = scim.send(
+        "post", "Groups", {"schemas": [SCIM_GROUP_SCHEMA], "displayName": SCIM_GROUP}
+    )
+    expect(created, 201, "POST /Groups")
+    group_id = json.loads(created.content)["id"]
+    patch_times: list[float] = []
+    patch_counts: list[int] = []
+    patch_logs: list[QueryLog] = []
+    for at in range(0, len(ids), batch):
+        chunk = ids[at : at + batch]
+        response, elapsed, count, log = _measured(
+            lambda chunk=chunk: scim.add_members(group_id, chunk)
+        )
+        expect(response, 204, "PATCH /Groups add members")
+        patch_times.append(elapsed)
+        patch_counts.append(count)
+        patch_logs.append(log)
+    share = len(patch_counts) // 10
+    first_counts, last_counts = _ends(patch_counts, share)
+    first_times, last_times = _ends(patch_times, share)
+    first_logs, last_logs = _ends(patch_logs, share)
+    grown_patches = _grown(first_logs, last_logs)
+    members = SCIMGroup.objects.get(connector=connector, display_name=SCIM_GROUP).members.count()
+    staff = User.objects.filter(groups__name="staff", scim_links__connector=connector).count()
+
+    # The batch size alone: a fresh group, one PATCH of `small` members, one of `large` others.
+    small = min(10, max(1, len(ids) // 3))
+    large = min(100, len(ids) - small)
+    sized = scim.send(
+        "post", "Groups", {"schemas": [SCIM_GROUP_SCHEMA], "displayName": SIZED_GROUP}
+    )
+    expect(sized, 201, "POST /Groups")
+    sized_id = json.loads(sized.content)["id"]
+    by_size: dict[int, int] = {}
+    for size, chunk in ((small, ids[:small]), (large, ids[small : small + large])):
+        response, _elapsed, count, _log = _measured(lambda c=chunk: scim.add_members(sized_id, c))
+        expect(response, 204, "PATCH /Groups add members")
+        by_size[size] = count
+
+    # 3. One person signed in `sessions` times, deactivated by PATCH active=false.
+    leaver = 0
+    leaver_email = f"person{leaver:06d}@{SCIM_DOMAIN}"
+    browsers = []
+    for k in range(sessions):
+        browser = Client()
+        claims = {"sub": f"scim-ext-{leaver}", "email": leaver_email, "sid": f"scim-sid-{k}"}
+        sign_in_ours(browser, idp, email=leaver_email, slug=SCIM_SLUG, claims=claims)
+        browsers.append(browser)
+    person = SCIMUser.objects.get(connector=connector, external_id=f"scim-ext-{leaver}").user
+    keys = [browser.session.session_key for browser in browsers]
+    store = session_store_class()
+    live_before = sum(store().exists(key) for key in keys)
+    indexed_before = SSOSession.objects.filter(user=person).count()
+    deactivate = {
+        "schemas": [SCIM_PATCH_SCHEMA],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    response, deactivate_seconds, deactivate_queries, _log = _measured(
+        lambda: scim.send("patch", f"Users/{ids[leaver]}", deactivate)
+    )
+    expect(response, 200, "PATCH /Users active=false")
+    ended = sum(not store().exists(key) for key in keys)
+    indexed_after = SSOSession.objects.filter(user=person).count()
+    signed_out = sum(b.get(HOME).content == b"signed out" for b in browsers)
+
+    start_n, end_n = len(counts["start"]), len(counts["end"])
+    rows = [
+        [
+            f"POST /Users ({len(ids):,} users)",
+            f"{len(ids) / provision_seconds:.0f} req/s; median {ms(median(times))}, "
+            f"p95 {ms(p95(times))}",
+            f"{_spread(counts['start'])} (DB {ms(user_db['start'])})",
+            f"{_spread(counts['end'])} (DB {ms(user_db['end'])})",
+        ],
+        [
+            f"PATCH /Groups, {batch} members added ({len(patch_counts)} PATCHes, "
+            f"{members:,} members at the end)",
+            f"median {ms(median(patch_times))}, p95 {ms(p95(patch_times))}",
+            f"{_spread(first_counts)} ({ms(median(first_times))})",
+            f"{_spread(last_counts)} ({ms(median(last_times))})",
+        ],
+        [
+            f"PATCH /Groups of a fresh group: {small} vs {large} members",
+            "—",
+            f"{by_size[small]} ({small} members)",
+            f"{by_size[large]} ({large} members)",
+        ],
+        [
+            f"PATCH /Users active=false, {sessions} live SSO sessions",
+            ms(deactivate_seconds),
+            f"{deactivate_queries} queries",
+            f"{ended} of {len(keys)} sessions ended",
+        ],
+    ]
+    notes = [
+        f"Through Django's test Client at /sso/scim/v2/{SCIM_SLUG}/ with the connector's "
+        f"bearer token; the connector maps the SCIM group {SCIM_GROUP!r} to the Django group "
+        "'staff' (and 'Sized' to 'sized'), so every PATCH also syncs Django group memberships "
+        f"({staff:,} users in 'staff' at the end).",
+        f"Queries: median / max per request, as CaptureQueriesContext counts them, on the first "
+        f"{start_n} and last {end_n} POSTs and on the first and last {len(first_counts)} "
+        f"PATCHes; DB = median summed SQL execution time per request (execute_wrapper); "
+        "PATCH columns show the median request time in brackets. "
+        f"Provisioning took {provision_seconds:.1f} s.",
+    ]
+    for label, grown in (("POST /Users", grown_posts), ("PATCH /Groups", grown_patches)):
+        for rank, (a, b, sql) in enumerate(grown[:2], 1):
+            notes.append(
+                f"{label}: statement #{rank} by growth of its median time, start → end, "
+                f"{a * 1e6:.0f} µs → {b * 1e6:.0f} µs: `{sql[:200]}`"
+            )
+    notes.append(
+        f"Deactivation: {sessions} sign-ins through the fake IdP as {leaver_email} (one "
+        f"browser each) gave {live_before} live sessions and {indexed_before} SSOSession rows; "
+        f"after the PATCH: {indexed_after} rows left, {signed_out} of {len(browsers)} browsers "
+        "signed out on their next request."
+    )
+    if failures:
+        notes.append(f"Failed requests: {dict(failures)}")
+    return Figure(
+        8,
+        f"SCIM provisioning: {len(ids):,} users, one group of them all, one deactivation",
+        ["request", "time", "queries at the start", "queries at the end"],
+        rows,
+        goals=[
+            Goal(
+                "POST /Users: the same queries per request at the end as at the start",
+                max(counts["end"]) == max(counts["start"])
+                and min(counts["end"]) == min(counts["start"]),
+                f"{_spread(counts['start'])} → {_spread(counts['end'])} (median / max)",
+            ),
+            Goal(
+                f"PATCH /Groups: the same queries per PATCH whatever the group holds "
+                f"and for {small} or {large} members",
+                len(set(patch_counts)) == 1 and by_size[small] == by_size[large],
+                f"{sorted(set(patch_counts))} over {len(patch_counts)} PATCHes; "
+                f"{by_size[small]} vs {by_size[large]}",
+            ),
+            Goal(
+                f"deactivation ends all {sessions} sessions",
+                live_before == sessions
+                and ended == sessions
+                and indexed_after == 0
+                and signed_out == sessions,
+                f"{ended} of {live_before} ended",
+            ),
+            Goal(
+                "no failed requests",
+                not failures and members == len(ids) == n,
+                f"{sum(failures.values())} failed; {members:,} of {n:,} in the group",
+            ),
+        ],
+        notes=notes,
+        data={
+            "post_times": times,
+            "post_queries": counts,
+            "patch_times": patch_times,
+            "patch_queries": patch_counts,
+            "by_size": by_size,
+            "deactivate_seconds": deactivate_seconds,
+            "sessions_ended": ended,
+        },
+    )
+
+
 def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
     connector = make_connector(idp)
     if number == 1:
@@ -826,4 +1142,6 @@ def run_figure(number: int, cfg: BenchConfig, idp: BenchIdP) -> Figure:
         return figure_6(cfg, idp)
     if number == 7:
         return figure_7(cfg, idp)
+    if number == 8:
+        return figure_8(cfg, idp)
     raise ValueError(f"figure {number} is not an in-process figure")

@@ -21,6 +21,15 @@ savepoint that settles a race. The rules:
 - **Claims refreshed** (names, email) and **mapped groups** kept in step at every
   sign-in; when the IdP could not say which groups (overage), groups stay.
 - **Inactive users** are refused; **SSO-only domains** refuse password sign-ins.
+- **One person, one account** with SCIM: a person the connector provisioned
+  (``SCIMUser``) who signs in through the same connector is that user. The SCIM
+  ``externalId`` is the IdP's identifier of the person, the subject its sign-ins
+  carry (Entra ID's object ID, ``oid``; Okta's user ID, ``sub``); a provisioned
+  user without an ``externalId`` is matched by ``userName`` equal to the sign-in's
+  email, only when the IdP vouches for the email and the user has no identity yet.
+- **Groups by SCIM**: for a person a connector provisions, and once it provisions
+  groups (``SCIMGroup``), SCIM keeps their mapped groups; their sign-ins leave them
+  as they are. Everyone else's follow the token's claims as before.
 
 A site changes the steps marked as hooks by subclassing ``SSOBackend``, which is
 an ``AccountHooks``.
@@ -43,7 +52,7 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .errors import SignInError
-from .models import EmailDomain, Identity
+from .models import EmailDomain, Identity, SCIMGroup, SCIMUser
 from .signals import sso_user_created
 from .validation import domain_of_email
 from .verified import VerifiedPerson
@@ -109,7 +118,9 @@ def user_for(
         user = _usable(hooks, found.user)
         user = hooks.update_user(user, claims)
     else:
-        user = linkable_user(person)
+        user = provisioned_user(person)
+        if user is None:
+            user = linkable_user(person)
         if user is not None:
             _usable(hooks, user)
             link_identity(user, person)
@@ -200,6 +211,85 @@ def linkable_user(person: VerifiedPerson) -> Any:
     )
     # Two accounts with one email: linking either would be a guess.
     return candidates[0] if len(candidates) == 1 else None
+
+
+def provisioned_user(person: VerifiedPerson) -> Any:
+    """The user this connector's SCIM client provisioned for ``person``, if any.
+
+    By ``externalId`` = the sign-in's subject; else, for a provisioned user with
+    no ``externalId`` and no identity, by ``userName`` = the email the IdP vouches for,
+    of one of the connector's domains. Not for a connector several tenants sign in
+    through: a subject or an email means nothing without its tenant, and one
+    tenant's SCIM client must not claim another tenant's people.
+    """
+    if not _one_tenant(person.connector):
+        return None
+    links = SCIMUser.objects.filter(connector=person.connector).select_related("user")
+    link = links.filter(external_id=person.subject).first()
+    domain = domain_of_email(person.email) if person.email else None
+    if (
+        link is None
+        and person.email
+        and person.email_verified
+        and domain is not None
+        and person.connector.domains.filter(domain=domain).exists()
+    ):
+        link = (
+            links.filter(external_id="", user_name__iexact=person.email)
+            .filter(user__sso_identities__isnull=True)
+            .first()
+        )
+    return link.user if link is not None else None
+
+
+def user_signed_in_through(connector: Any, subject: str) -> Any:
+    """The user who signs in through ``connector`` as ``subject`` and has no SCIM link there.
+
+    SCIM's ``POST /Users`` with that ``externalId`` takes this user over instead
+    of making a second account for the same person.
+    """
+    if not subject or not _one_tenant(connector):
+        return None
+    identity = (
+        Identity.objects.filter(connector=connector, subject=subject)
+        .exclude(user__scim_links__connector=connector)
+        .select_related("user")
+        .first()
+    )
+    return identity.user if identity is not None else None
+
+
+def _one_tenant(connector: Any) -> bool:
+    """Is everyone who signs in through ``connector`` of one organisation (one issuer)?"""
+    return not connector.is_multi_tenant or len(connector.allowed_tenant_ids) == 1
+
+
+def create_provisioned_user(person: VerifiedPerson, *, active: bool) -> Any:
+    """A new user for a person a connector provisions (SCIM): the sign-in's rules for names,
+    the username and which email is stored; no identity until they sign in.
+    """
+    hooks = AccountHooks()
+    hooks.person = person
+    user = hooks.create_user(dict(person.claims))
+    if getattr(user, "is_active", True) != active:
+        user.is_active = active
+        user.save()
+    return user
+
+
+def update_provisioned_user(user: Any, person: VerifiedPerson, *, active: bool) -> Any:
+    """Names, vouched-for email and ``is_active`` from the provisioning push.
+
+    Saved with ``save()``, so deactivating sends ``post_save`` and ``receivers``
+    ends the user's SSO sessions.
+    """
+    changed = apply_profile(user, person)
+    if hasattr(user, "is_active") and user.is_active != active:
+        user.is_active = active
+        changed = True
+    if changed:
+        user.save()
+    return user
 
 
 def link_identity(user: Any, person: VerifiedPerson) -> Identity:
@@ -300,6 +390,11 @@ def sync_groups(user: Any, person: VerifiedPerson) -> None:
     mapping = connector.group_mapping or {}
     if not isinstance(mapping, dict) or not mapping:
         return
+    if (
+        SCIMUser.objects.filter(connector=connector, user=user).exists()
+        and SCIMGroup.objects.filter(connector=connector).exists()
+    ):
+        return  # SCIM keeps this person's groups at this connector (scim/groups.py).
 
     def names_of(target: Any) -> list[str]:
         return [target] if isinstance(target, str) else [str(t) for t in target or []]

@@ -126,7 +126,12 @@ class ConnectorAdmin(admin.ModelAdmin):
                 "<int:object_id>/test-connection/",
                 self.admin_site.admin_view(self.test_connection_view),
                 name="django_entra_sso_connector_test",
-            )
+            ),
+            path(
+                "<int:object_id>/scim-token/",
+                self.admin_site.admin_view(self.scim_token_view),
+                name="django_entra_sso_connector_scim_token",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -144,6 +149,10 @@ class ConnectorAdmin(admin.ModelAdmin):
             extra_context["test_connection_url"] = reverse(
                 "admin:django_entra_sso_connector_test", args=[connector.pk]
             )
+            if self.has_change_permission(request, connector):
+                extra_context["scim_token_url"] = reverse(
+                    "admin:django_entra_sso_connector_scim_token", args=[connector.pk]
+                )
             if request.user.has_perm("django_entra_sso.view_signinevent"):
                 extra_context["sign_in_log_url"] = (
                     reverse("admin:django_entra_sso_signinevent_changelist")
@@ -197,6 +206,30 @@ class ConnectorAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/django_entra_sso/connector/test_connection.html", context
         )
+
+    def scim_token_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: a new SCIM token, shown once with the endpoint URL; the old one stops working."""
+        connector = get_object_or_404(Connector, pk=object_id)
+        if not self.has_change_permission(request, connector):
+            return HttpResponse(status=403)
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        from .scim.auth import new_token
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "connector": connector,
+            "token": new_token(connector),
+            "endpoint": links.scim_base_uri(request, connector),
+            "title": _("New SCIM token: %(name)s") % {"name": connector.name},
+            "change_url": reverse("admin:django_entra_sso_connector_change", args=[connector.pk]),
+        }
+        response = TemplateResponse(
+            request, "admin/django_entra_sso/connector/scim_token.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description=_("Test connection"))
     def test_connection_action(self, request: HttpRequest, queryset: Any) -> None:

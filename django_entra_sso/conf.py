@@ -153,5 +153,17 @@ class AppSettings:
         """
         return int(self._get("SIGN_IN_LOG_RETENTION_DAYS", 90))
 
+    @property
+    def SCIM_DELETE(self) -> str:
+        """What a SCIM ``DELETE /Users/<id>`` does to the Django user.
+
+        ``"deactivate"`` (default): the user is kept with ``is_active=False`` (their
+        SSO sessions end) and only the SCIM link is removed, so their data stays.
+        ``"delete"``: the Django user is deleted, unless they also sign in through
+        another connector; then they are only deactivated.
+        """
+        value = str(self._get("SCIM_DELETE", "deactivate"))
+        return value if value in ("deactivate", "delete") else "deactivate"
+
 
 app_settings = AppSettings()

@@ -32,6 +32,11 @@ def initiate_login_uri(request: HttpRequest, connector: Connector) -> str:
     return request.build_absolute_uri(reverse("entra_sso:initiate", args=[connector.slug]))
 
 
+def scim_base_uri(request: HttpRequest, connector: Connector) -> str:
+    """The connector's SCIM base URL (Entra ID: "Tenant URL")."""
+    return request.build_absolute_uri(reverse("entra_sso:scim", args=[connector.slug]))
+
+
 def post_logout_redirect_uri(request: HttpRequest) -> str:
     """Where the IdP sends the browser after sign-out: register it at the IdP."""
     from django.shortcuts import resolve_url

@@ -5,12 +5,14 @@ No network I/O here: fetching provider metadata lives in ``oidc/metadata.py``.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -445,3 +447,114 @@ class SignInEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.get_outcome_display()} ({self.connector_slug})"
+
+
+# -- SCIM provisioning (``scim/``) ---------------------------------------------------------
+
+
+class SCIMToken(models.Model):
+    """A connector's SCIM bearer token, stored as its SHA-256: shown once, never again.
+
+    One per connector: a new token replaces the old, which stops working at once.
+    """
+
+    connector = models.OneToOneField(
+        Connector, on_delete=models.CASCADE, related_name="scim_token", verbose_name=_("connector")
+    )
+    token_hash = models.CharField(_("token hash (SHA-256)"), max_length=64)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("SCIM token")
+        verbose_name_plural = _("SCIM tokens")
+
+    def __str__(self) -> str:
+        return f"SCIM token of {self.connector.slug}"
+
+
+class SCIMUser(models.Model):
+    """A Django user as one connector's SCIM client provisions them.
+
+    ``scim_id`` is the resource's SCIM ``id``; ``attributes`` keeps what the IdP
+    sent (names, emails, extensions) so that it reads back what it wrote.
+    ``external_id`` is the IdP's own identifier of the person: Entra ID's object
+    ID (its ``oid`` claim), Okta's user ID (its ``sub``); a later OIDC sign-in
+    through the same connector lands in this user (``accounts.user_for``).
+    """
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="scim_users", verbose_name=_("connector")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="scim_links",
+        verbose_name=_("user"),
+    )
+    scim_id = models.UUIDField(_("SCIM id"), unique=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(_("external ID"), max_length=255, blank=True)
+    user_name = models.CharField(_("user name"), max_length=255)
+    #: The work (or primary) email as the IdP sent it, for filters.
+    email = models.CharField(_("email"), max_length=254, blank=True)
+    attributes = models.JSONField(_("SCIM attributes"), default=dict, blank=True)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    modified_at = models.DateTimeField(_("modified"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SCIM user")
+        verbose_name_plural = _("SCIM users")
+        constraints = [
+            # userName is case-insensitive (RFC 7643, 4.1.1).
+            models.UniqueConstraint(
+                models.F("connector"), Lower("user_name"), name="entra_sso_scimuser_username"
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="entra_sso_scimuser_external_id",
+            ),
+            models.UniqueConstraint(fields=["connector", "user"], name="entra_sso_scimuser_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_name} @ {self.connector.slug}"
+
+
+class SCIMGroup(models.Model):
+    """A group one connector's SCIM client provisions.
+
+    Its members get the Django groups the connector's ``group_mapping`` maps its
+    ``displayName`` or ``externalId`` to, except names another connector's mapping
+    also controls (``scim.groups``).
+    """
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="scim_groups", verbose_name=_("connector")
+    )
+    scim_id = models.UUIDField(_("SCIM id"), unique=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(_("external ID"), max_length=255, blank=True)
+    display_name = models.CharField(_("display name"), max_length=255)
+    members = models.ManyToManyField(
+        SCIMUser, related_name="groups", blank=True, verbose_name=_("members")
+    )
+    version = models.PositiveIntegerField(_("version"), default=1)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    modified_at = models.DateTimeField(_("modified"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SCIM group")
+        verbose_name_plural = _("SCIM groups")
+        constraints = [
+            models.UniqueConstraint(
+                models.F("connector"), Lower("display_name"), name="entra_sso_scimgroup_name"
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="entra_sso_scimgroup_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} @ {self.connector.slug}"

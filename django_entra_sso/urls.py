@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
+from .scim import urls as scim_urls
 
 app_name = "entra_sso"
 
@@ -22,4 +23,5 @@ urlpatterns = [
         name="backchannel_logout",
     ),
     path("initiate/<slug:slug>/", views.InitiateView.as_view(), name="initiate"),
+    path("scim/v2/<slug:slug>/", include(scim_urls)),
 ]

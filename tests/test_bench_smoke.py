@@ -18,6 +18,7 @@ from tests.helpers import require
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNINS = 4
+SCIM_USERS = 30
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,10 @@ def bench_output() -> str:
         "5",
         "--reval-sessions",
         "3",
+        "--scim-users",
+        str(SCIM_USERS),
+        "--scim-batch",
+        "10",
     ]
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170, check=False
@@ -104,7 +109,7 @@ def test_bench_figure_1_counts_one_token_call_per_sign_in_for_ours(bench_output:
     assert int(by_kind["token"][3]) == SIGNINS
 
 
-@pytest.mark.parametrize("number", [2, 3, 4, 6, 7])
+@pytest.mark.parametrize("number", [2, 3, 4, 6, 7, 8])
 def test_bench_in_process_figures_print_a_table_and_meet_their_correctness_goals(
     bench_output: str, number: int
 ) -> None:
@@ -150,3 +155,16 @@ def test_bench_figure_7_revalidates_once_per_session_per_window_and_never_betwee
     by_measure = {row[0]: row for row in rows}
     [once] = [row for name, row in by_measure.items() if name.startswith("token calls")]
     assert once[2].startswith("1 (min 1, max 1)")
+
+
+def test_bench_figure_8_provisions_with_constant_queries_and_ends_every_session(
+    bench_output: str,
+) -> None:
+    text = section(bench_output, 8)
+    goals = [line for line in text.splitlines() if line.startswith("- Goal: ")]
+    assert len(goals) == 4, text
+    assert all("**MET**" in line for line in goals), text  # all counts, no timing
+    _header, *rows = table(text)
+    assert rows[0][0] == f"POST /Users ({SCIM_USERS} users)"
+    assert rows[0][2].split(" (")[0] == rows[0][3].split(" (")[0]  # queries: start == end
+    assert rows[-1][3] == "10 of 10 sessions ended"

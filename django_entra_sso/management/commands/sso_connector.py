@@ -1,4 +1,4 @@
-"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets``.
+"""Connectors as code: ``manage.py sso_connector add|list|test|remove|rotate-secrets|scim-token``.
 
 The client secret can come from ``--client-secret``, but a command line shows in
 ``ps`` and in shell history: ``--client-secret-stdin`` and ``--client-secret-env
@@ -86,6 +86,10 @@ class Command(BaseCommand):
         test.add_argument("slug")
         remove = sub.add_parser("remove", help="Remove a connector.")
         remove.add_argument("slug")
+        scim = sub.add_parser(
+            "scim-token", help="Print a new SCIM bearer token once (the old one stops working)."
+        )
+        scim.add_argument("slug")
         sub.add_parser(
             "rotate-secrets",
             help="Re-encrypt every client secret with the first of ENTRA_SSO_SECRET_KEYS.",
@@ -226,6 +230,20 @@ class Command(BaseCommand):
                 connector.save(update_fields=["client_secret_encrypted"])
                 count += 1
         self.stdout.write(f"Re-encrypted {count} client secret(s).")
+
+    def do_scim_token(self, options: dict[str, Any]) -> None:
+        from django.urls import reverse
+
+        from ...scim.auth import new_token
+
+        connector = self._get(options["slug"])
+        token = new_token(connector)
+        path = reverse("entra_sso:scim", args=[connector.slug])
+        self.stdout.write(
+            f"New SCIM token for {connector.slug} (shown once; the old one no longer works):\n"
+            f"{token}\n"
+            f"Endpoint (Entra ID: Tenant URL): https://<your site>{path}"
+        )
 
     @staticmethod
     def _get(slug: str) -> Connector:
