@@ -54,7 +54,7 @@ import logging
 import re
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_backends, get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -283,16 +283,38 @@ def _one_tenant(connector: Any) -> bool:
     return not connector.is_multi_tenant or len(connector.allowed_tenant_ids) == 1
 
 
-def create_provisioned_user(person: VerifiedPerson, *, active: bool) -> Any:
+def site_account_hooks() -> AccountHooks:
+    """The site's ``SSOBackend`` (or subclass) from ``AUTHENTICATION_BACKENDS``.
+
+    Users a connector provisions go through the same ``get_username`` and
+    ``create_user`` a site overrides for sign-ins; without a listed backend,
+    the defaults.
+    """
+    for backend in get_backends():
+        if isinstance(backend, AccountHooks):
+            return backend
+    return AccountHooks()
+
+
+def create_provisioned_user(
+    person: VerifiedPerson, *, active: bool, request: HttpRequest | None = None
+) -> Any:
     """A new user for a person a connector provisions (SCIM): the sign-in's rules for names,
     the username and which email is stored; no identity until they sign in.
+
+    ``verify_claims`` is not asked: a provisioning push is the customer's decision,
+    and a refused push would leave the IdP and the site disagreeing about who exists.
     """
-    hooks = AccountHooks()
+    hooks = site_account_hooks()
     hooks.person = person
-    user = hooks.create_user(dict(person.claims))
+    claims = dict(person.claims)
+    user = hooks.create_user(claims)
     if getattr(user, "is_active", True) != active:
         user.is_active = active
         user.save()
+    sso_user_created.send(
+        sender=type(hooks), request=request, user=user, connector=person.connector, claims=claims
+    )
     return user
 
 
