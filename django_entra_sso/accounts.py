@@ -100,8 +100,11 @@ class AccountHooks:
         return user
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
-        if apply_profile(user, self.person):
-            user.save()
+        changed = apply_profile(user, self.person)
+        if changed:
+            # Only what changed: a full save would write back the ``is_active`` read at
+            # the start of the sign-in over a deactivation (SCIM, the admin) meanwhile.
+            user.save(update_fields=changed)
         return user
 
     def user_can_authenticate(self, user: Any) -> bool:
@@ -348,9 +351,9 @@ def update_provisioned_user(user: Any, person: VerifiedPerson, *, active: bool) 
     changed = apply_profile(user, person)
     if hasattr(user, "is_active") and user.is_active != active:
         user.is_active = active
-        changed = True
+        changed.append("is_active")
     if changed:
-        user.save()
+        user.save(update_fields=changed)
     return user
 
 
@@ -437,8 +440,8 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
     return domain is not None and person.connector.domains.filter(domain=domain).exists()
 
 
-def apply_profile(user: Any, person: VerifiedPerson) -> bool:
-    """Copy names and (vouched-for) email from the IdP onto ``user``; ``True`` on a change."""
+def apply_profile(user: Any, person: VerifiedPerson) -> list[str]:
+    """Copy names and (vouched-for) email from the IdP onto ``user``; the fields it changed."""
     values = {
         "first_name": person.given_name,
         "last_name": person.family_name,
@@ -446,7 +449,7 @@ def apply_profile(user: Any, person: VerifiedPerson) -> bool:
             person.email if email_is_vouched_for(person) else None
         ),
     }
-    changed = False
+    changed: list[str] = []
     for field, value in values.items():
         if not isinstance(value, str) or not hasattr(user, field):
             continue
@@ -454,7 +457,7 @@ def apply_profile(user: Any, person: VerifiedPerson) -> bool:
         value = value[:max_length] if max_length else value
         if getattr(user, field) != value:
             setattr(user, field, value)
-            changed = True
+            changed.append(field)
     return changed
 
 
