@@ -54,12 +54,14 @@ import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from . import providers
 from .conf import app_settings
@@ -98,8 +100,11 @@ class AccountHooks:
         return user
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
-        if apply_profile(user, self.person):
-            user.save()
+        changed = apply_profile(user, self.person)
+        if changed:
+            # Only what changed: a full save would write back the ``is_active`` read at
+            # the start of the sign-in over a deactivation (SCIM, the admin) meanwhile.
+            user.save(update_fields=changed)
         return user
 
     def user_can_authenticate(self, user: Any) -> bool:
@@ -304,16 +309,44 @@ def _one_tenant(connector: Any) -> bool:
     return not connector.is_multi_tenant or len(connector.allowed_tenant_ids) == 1
 
 
-def create_provisioned_user(person: VerifiedPerson, *, active: bool) -> Any:
+def site_account_hooks() -> AccountHooks:
+    """A fresh instance of the site's ``SSOBackend`` (sub)class from ``AUTHENTICATION_BACKENDS``.
+
+    People a connector provisions (SCIM) and API callers go through the same
+    ``verify_claims``, ``get_username``, ``create_user``… a site overrides for
+    browser sign-ins; without a listed backend, the defaults (check E001). A new
+    instance per call, as Django's ``authenticate`` makes: the hooks hold the
+    person being handled.
+    """
+    for path in getattr(settings, "AUTHENTICATION_BACKENDS", ()):
+        try:
+            backend = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(backend, type) and issubclass(backend, AccountHooks):
+            return backend()
+    return AccountHooks()
+
+
+def create_provisioned_user(
+    person: VerifiedPerson, *, active: bool, request: HttpRequest | None = None
+) -> Any:
     """A new user for a person a connector provisions (SCIM): the sign-in's rules for names,
     the username and which email is stored; no identity until they sign in.
+
+    ``verify_claims`` is not asked: a provisioning push is the customer's decision,
+    and a refused push would leave the IdP and the site disagreeing about who exists.
     """
-    hooks = AccountHooks()
+    hooks = site_account_hooks()
     hooks.person = person
-    user = hooks.create_user(dict(person.claims))
+    claims = dict(person.claims)
+    user = hooks.create_user(claims)
     if getattr(user, "is_active", True) != active:
         user.is_active = active
         user.save()
+    sso_user_created.send(
+        sender=type(hooks), request=request, user=user, connector=person.connector, claims=claims
+    )
     return user
 
 
@@ -326,9 +359,9 @@ def update_provisioned_user(user: Any, person: VerifiedPerson, *, active: bool) 
     changed = apply_profile(user, person)
     if hasattr(user, "is_active") and user.is_active != active:
         user.is_active = active
-        changed = True
+        changed.append("is_active")
     if changed:
-        user.save()
+        user.save(update_fields=changed)
     return user
 
 
@@ -415,8 +448,8 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
     return domain is not None and person.connector.domains.trusted().filter(domain=domain).exists()
 
 
-def apply_profile(user: Any, person: VerifiedPerson) -> bool:
-    """Copy names and (vouched-for) email from the IdP onto ``user``; ``True`` on a change."""
+def apply_profile(user: Any, person: VerifiedPerson) -> list[str]:
+    """Copy names and (vouched-for) email from the IdP onto ``user``; the fields it changed."""
     values = {
         "first_name": person.given_name,
         "last_name": person.family_name,
@@ -424,7 +457,7 @@ def apply_profile(user: Any, person: VerifiedPerson) -> bool:
             person.email if email_is_vouched_for(person) else None
         ),
     }
-    changed = False
+    changed: list[str] = []
     for field, value in values.items():
         if not isinstance(value, str) or not hasattr(user, field):
             continue
@@ -432,7 +465,7 @@ def apply_profile(user: Any, person: VerifiedPerson) -> bool:
         value = value[:max_length] if max_length else value
         if getattr(user, field) != value:
             setattr(user, field, value)
-            changed = True
+            changed.append(field)
     return changed
 
 

@@ -298,9 +298,8 @@ class ConnectorAdmin(admin.ModelAdmin):
                     extra_context["rotate_url"] = reverse(
                         "admin:django_entra_sso_connector_rotate", args=[connector.pk]
                     )
-                    extra_context["rotation_waiting"] = connector.client_keys.filter(
-                        state=credentials.NEXT
-                    ).exists()
+                    waiting = credentials.waiting_key(connector)
+                    extra_context["rotation_waiting"] = waiting.kid if waiting else ""
             extra_context["active_setup_links"] = setup_links.active_links(connector)
             extra_context["setup_events"] = list(connector.setup_events.all()[:50])
             if request.user.has_perm("django_entra_sso.view_signinevent"):
@@ -393,7 +392,12 @@ class ConnectorAdmin(admin.ModelAdmin):
         change_url = reverse("admin:django_entra_sso_connector_change", args=[connector.pk])
         if request.POST.get("action") == "finish":
             try:
-                credentials.finish_rotation(connector)
+                # The thumbprint the page showed: a rotation started since then elsewhere
+                # is not confirmed by a page that never showed its certificate.
+                kid = request.POST.get("kid", "")[:128]
+                if not kid:
+                    raise ValueError(_("Which certificate? Reload the page and try again."))
+                credentials.finish_rotation(connector, kid)
             except ValueError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:

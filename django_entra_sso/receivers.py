@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -65,10 +66,15 @@ def log_sign_out(
     post_delete, sender="django_entra_sso.Connector", dispatch_uid="django_entra_sso.api.deleted"
 )
 def forget_api_connectors(**kwargs: Any) -> None:
-    """API tokens find their connector through a cache: a change must not wait for it."""
+    """API tokens find their connector through a cache: a change must not wait for it.
+
+    Forgotten now and again once the change commits: a call served in between reads
+    the old row and would otherwise cache it for ``API_ISSUER_CACHE_TTL`` seconds.
+    """
     from .api.connectors import forget_connectors
 
     forget_connectors()
+    transaction.on_commit(forget_connectors)
 
 
 @receiver(
@@ -82,3 +88,4 @@ def forget_api_identity(instance: Any, **kwargs: Any) -> None:
     from .api.callers import forget_identity
 
     forget_identity(instance)
+    transaction.on_commit(lambda: forget_identity(instance))  # as ``forget_api_connectors``

@@ -51,8 +51,16 @@ class DRFBooks(APIView):
 
 
 ninja_api = NinjaAPI(urls_namespace="test-ninja-api")
+NinjaBearerAuth.install(ninja_api)
+#: The same route on an API that did not install the challenges: Ninja's own answers.
+ninja_api_as_is = NinjaAPI(urls_namespace="test-ninja-api-as-is")
 
 
 @ninja_api.get("/books", auth=NinjaBearerAuth(scopes=SCOPES, roles=ROLES))
 def ninja_books(request: HttpRequest) -> dict[str, Any]:
+    return describe(request.user, request.auth)  # type: ignore[attr-defined]
+
+
+@ninja_api_as_is.get("/books", auth=NinjaBearerAuth(scopes=SCOPES, roles=ROLES))
+def ninja_books_as_is(request: HttpRequest) -> dict[str, Any]:
     return describe(request.user, request.auth)  # type: ignore[attr-defined]

@@ -193,6 +193,17 @@ def test_inactive_user_is_refused(connector: Connector) -> None:
     assert refusal_code(connector) == "inactive"
 
 
+def test_a_sign_in_never_writes_back_a_deactivation_made_meanwhile(connector: Connector) -> None:
+    user = accounts.user_for(verified_person(connector))
+    read_at_the_start = User.objects.get(pk=user.pk)  # what a sign-in in flight holds
+    User.objects.filter(pk=user.pk).update(is_active=False, is_staff=True)  # SCIM, the admin
+    hooks = accounts.AccountHooks()
+    hooks.person = verified_person(connector, family_name="Pleasance")
+    hooks.update_user(read_at_the_start, {})
+    saved = User.objects.get(pk=user.pk)
+    assert (saved.last_name, saved.is_active, saved.is_staff) == ("Pleasance", False, True)
+
+
 def test_inactive_account_is_neither_linked_nor_signed_in(
     connector: Connector, existing_alice: Any
 ) -> None:

@@ -144,6 +144,51 @@ def test_an_inactive_user_is_refused(client: Client, fake_idp: FakeIdP, alice: A
     assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("idp", "claims"),
+    [
+        # Okta: sub and cid are the client's ID; no client_id, no azp.
+        ("okta", {"sub": "0oa1daemon", "cid": "0oa1daemon", "client_id": None}),
+        # Keycloak: the client's service-account user, with a person-like sub.
+        (
+            "keycloak",
+            {
+                "sub": "5b1c9e2a-2f4e-4d0b-9a51-0c6f1e7d3a11",
+                "azp": "reports-daemon",
+                "client_id": None,
+                "preferred_username": "service-account-reports-daemon",
+            },
+        ),
+        # No subject at all: nobody but the client.
+        ("no sub", {"sub": None, "client_id": "daemon"}),
+    ],
+)
+def test_daemons_of_other_idps_are_applications_never_users(
+    client: Client, fake_idp: FakeIdP, books: Connector, idp: str, claims: dict[str, Any]
+) -> None:
+    assert books.create_users  # an unknown person would be made a user
+    response = call(client, ENDPOINTS[0], app_token(fake_idp, **claims))
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "application", idp
+    assert not User.objects.exists()
+
+
+def test_an_okta_persons_token_is_still_that_person(
+    client: Client, fake_idp: FakeIdP, alice: Any
+) -> None:
+    # Okta's delegated tokens: cid the client, uid the user, sub the login.
+    response = call(client, ENDPOINTS[0], token(fake_idp, azp=None, cid="0oa1spa", uid="00u1alice"))
+    assert response.status_code == 200, response.content
+    assert (response.json()["kind"], response.json()["pk"]) == ("user", alice.pk)
+
+
+def test_a_person_named_like_a_service_account_of_another_client_is_a_person(
+    client: Client, fake_idp: FakeIdP, alice: Any
+) -> None:
+    bearer = token(fake_idp, preferred_username="service-account-someone-else")
+    assert call(client, ENDPOINTS[0], bearer).json()["kind"] == "user"
+
+
 # -- what is checked ------------------------------------------------------------------------
 
 
@@ -186,9 +231,8 @@ def test_a_bad_token_is_401_invalid_token_with_no_reason_given(
 ) -> None:
     response = call(client, path, BAD_TOKENS[kind](fake_idp))
     assert response.status_code == 401, response.content
-    if "ninja" not in path:  # Ninja answers its own 401 body
-        assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-        assert response.json() in ({"error": "invalid_token"}, {"detail": "invalid_token"})
+    assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert response.json() in ({"error": "invalid_token"}, {"detail": "invalid_token"})
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -212,8 +256,20 @@ def test_a_token_without_the_scope_is_403_insufficient_scope(
     assert response.status_code in (403, 401), response.content
     if claims.get("scp"):
         assert response.status_code == 403
-        if "ninja" not in path:
-            assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+        assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+def test_ninja_refusals_keep_their_status_without_install_and_are_logged(
+    client: Client, fake_idp: FakeIdP, alice: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    as_is = "/api/ninja-as-is/books"
+    assert call(client, as_is, token(fake_idp)).status_code == 200
+    with caplog.at_level("WARNING", logger="django_entra_sso.api.ninja"):
+        refused = call(client, as_is, token(fake_idp, aud="someone-else"))
+    assert refused.status_code == 401 and refused.json() == {"detail": "invalid_token"}
+    assert "WWW-Authenticate" not in refused  # Ninja's own answer: install() adds it
+    assert "audience" in caplog.text or "aud" in caplog.text
+    assert call(client, as_is, token(fake_idp, scp="Books.Write")).status_code == 403
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -270,6 +326,27 @@ def test_the_connector_is_found_by_issuer_in_one_query_then_from_the_cache(
     assert len(second) == 0  # the connector itself is cached
     books.enabled = False
     books.save()  # any change makes every cached answer stale
+    assert connectors.connector_for_token(bearer) is None
+
+
+def test_answers_cached_while_a_change_was_uncommitted_are_forgotten_at_commit(
+    fake_idp: FakeIdP, alice: Any, books: Connector, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django_entra_sso.api.callers import identity_key
+
+    bearer = token(fake_idp)
+    identity = Identity.objects.get()
+    key = identity_key(books.pk, identity.issuer, identity.subject)
+    with django_capture_on_commit_callbacks(execute=True):
+        books.enabled = False
+        books.save()
+        identity.save()
+        # What a call served by another process meanwhile caches: the committed rows.
+        cache.set(key, alice.pk)
+        Connector.objects.filter(pk=books.pk).update(enabled=True)
+        assert connectors.connector_for_token(bearer) == books
+        Connector.objects.filter(pk=books.pk).update(enabled=False)
+    assert cache.get(key) is None
     assert connectors.connector_for_token(bearer) is None
 
 
@@ -454,6 +531,15 @@ def test_an_opaque_token_the_idp_does_not_vouch_for_is_401(
     else:
         fake_idp.opaque_tokens["opaque-alice"].update(answer)
     assert call(client, ENDPOINTS[0], "opaque-alice").status_code == 401
+
+
+@pytest.mark.parametrize("junk", ['opaque"alice', "<script>", "a{b}c", "tab\there", "x" * 4097])
+def test_strings_no_idp_could_have_issued_are_never_introspected(
+    client: Client, fake_idp: FakeIdP, alice: Any, introspecting: Connector, junk: str
+) -> None:
+    response = client.get(ENDPOINTS[0], HTTP_AUTHORIZATION=f"Bearer {junk}")
+    assert response.status_code in (400, 401)
+    assert fake_idp.calls["/introspect"] == 0
 
 
 def test_opaque_tokens_need_exactly_one_introspecting_connector(

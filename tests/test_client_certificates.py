@@ -192,9 +192,36 @@ def test_admin_adds_a_certificate_connector_and_rotates_its_certificate(
     assert ClientKey.objects.filter(connector=connector).count() == 2
     page = admin_client.get(f"{CHANGELIST}{connector.pk}/change/").content.decode()
     assert 'id="finish-rotation"' in page
-    admin_client.post(rotate, {"action": "finish"})
+    waiting = ClientKey.objects.get(connector=connector, state="next")
+    assert f'name="kid" value="{waiting.kid}"' in page
+    admin_client.post(rotate, {"action": "finish"})  # a form that names no certificate
+    assert ClientKey.objects.filter(connector=connector).count() == 2
+    admin_client.post(rotate, {"action": "finish", "kid": waiting.kid})
     [active] = ClientKey.objects.filter(connector=connector)
-    assert active.state == "active" and active.kid != key.kid
+    assert active.state == "active" and active.kid == waiting.kid != key.kid
+
+
+def test_confirming_names_the_certificate_and_asking_twice_keeps_the_waiting_one(
+    with_certificate: Connector,
+) -> None:
+    first = credentials.start_rotation(with_certificate)
+    assert credentials.start_rotation(with_certificate).pk == first.pk  # the same, not a new one
+    other = credentials.start_rotation(with_certificate, replace=True)
+    assert other.kid != first.kid
+    with pytest.raises(ValueError, match="not " + first.kid[:12]):
+        credentials.finish_rotation(with_certificate, first.kid[:12])  # uploaded the old one
+    assert ClientKey.objects.filter(state="next").get().kid == other.kid
+    assert credentials.finish_rotation(with_certificate, other.kid[:12]).kid == other.kid
+
+
+def test_the_jwks_is_empty_once_the_connector_goes_back_to_a_secret(
+    client: Client, with_certificate: Connector
+) -> None:
+    assert len(client.get("/sso/jwks/contoso/").json()["keys"]) == 1
+    with_certificate.client_auth = Connector.ClientAuth.BASIC
+    with_certificate.save()
+    assert client.get("/sso/jwks/contoso/").json() == {"keys": []}
+    assert ClientKey.objects.count() == 1  # kept: switching back needs no new upload
 
 
 def test_view_only_staff_cannot_rotate(fake_idp: FakeIdP, with_certificate: Connector) -> None:
@@ -228,8 +255,15 @@ def test_cli_adds_a_certificate_connector_and_prints_rotates_confirms(fake_idp: 
     active = ClientKey.objects.get()
     assert pem.strip() == active.certificate.strip() and active.kid in err
     new_pem, err = run("certificate", "acme", "--rotate")
-    assert new_pem != pem and "--confirm" in err
-    out, _err = run("certificate", "acme", "--confirm")
+    waiting = ClientKey.objects.get(state="next")
+    assert new_pem != pem and f"--confirm={waiting.kid[:16]}" in err
+    again, err = run("certificate", "acme", "--rotate")  # asked twice: the same one
+    assert again == new_pem and "already waiting" in err
+    with pytest.raises(CommandError, match="is " + waiting.kid):
+        run("certificate", "acme", f"--confirm={active.kid[:16]}")
+    with pytest.raises(CommandError, match="--replace goes with --rotate"):
+        run("certificate", "acme", "--replace")
+    out, _err = run("certificate", "acme", f"--confirm={waiting.kid[:16]}")
     assert "from now on" in out
     assert ClientKey.objects.get().certificate.strip() == new_pem.strip()
     with pytest.raises(CommandError, match="no new certificate"):

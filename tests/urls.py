@@ -27,6 +27,7 @@ try:  # the API endpoints need the drf and ninja extras (in the test extra)
         path("api/plain/books/", api_views.plain_books),
         path("api/drf/books/", api_views.DRFBooks.as_view()),
         path("api/ninja/", api_views.ninja_api.urls),
+        path("api/ninja-as-is/", api_views.ninja_api_as_is.urls),
     ]
 except ImportError:  # pragma: no cover - tests/test_api.py says what is missing
     pass

@@ -100,29 +100,6 @@ def forget_identity(identity: Any) -> None:
     tolerant_delete(identity_key(identity.connector_id, identity.issuer, identity.subject))
 
 
-def site_hooks() -> accounts.AccountHooks:
-    """The site's account rules: a fresh instance of its ``SSOBackend`` (sub)class.
-
-    The same ``verify_claims``, ``user_can_authenticate``, ``create_user``… as the
-    browser sign-in; the plain rules when no such backend is listed (check E001).
-    A new instance per call, as Django's ``authenticate`` makes: the hooks hold the
-    person being handled.
-    """
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    from ..backends import SSOBackend
-
-    for path in getattr(settings, "AUTHENTICATION_BACKENDS", ()):
-        try:
-            backend = import_string(path)
-        except ImportError:
-            continue
-        if isinstance(backend, type) and issubclass(backend, SSOBackend):
-            return backend()  # type: ignore[no-any-return]
-    return accounts.AccountHooks()
-
-
 def caller_for(token: AccessToken) -> Any:
     """The user (or application) ``token`` speaks for; ``AccessTokenError`` if nobody."""
     if token.is_application:
@@ -131,7 +108,7 @@ def caller_for(token: AccessToken) -> Any:
         person = person_from_claims(token.connector, _identity_claims(token))
     except (KeyError, TypeError) as exc:
         raise AccessTokenError("invalid_token", f"no subject: {exc!r}") from exc
-    hooks = site_hooks()
+    hooks = accounts.site_account_hooks()
     user = _known_user(person)
     if user is not None:
         if not hooks.user_can_authenticate(user):

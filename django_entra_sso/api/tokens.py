@@ -19,6 +19,7 @@ log; the response never says more than the error code.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,8 +66,8 @@ class AccessToken:
 
     @property
     def client_id(self) -> str:
-        """The calling application (Entra ``azp``/``appid``, RFC 9068 ``client_id``)."""
-        for name in ("azp", "appid", "client_id"):
+        """The calling application (Entra ``azp``/``appid``, RFC 9068 ``client_id``, Okta ``cid``)."""
+        for name in ("azp", "appid", "client_id", "cid"):
             value = self.claims.get(name)
             if isinstance(value, str) and value:
                 return value
@@ -87,15 +88,35 @@ def _values(claims: Mapping[str, Any], *names: str) -> frozenset[str]:
     return frozenset()
 
 
+#: Where IdPs name the calling client in an access token (``cid``: Okta).
+CLIENT_CLAIMS = ("client_id", "azp", "appid", "cid")
+#: Keycloak's client-credentials tokens are those of the client's service-account user.
+KEYCLOAK_SERVICE_ACCOUNT = "service-account-"
+
+
 def is_application_token(connector: Connector, claims: Mapping[str, Any]) -> bool:
-    """Client credentials (no user)? Entra: no ``scp``. Elsewhere (RFC 9068 §2.2): ``sub``
-    is the client's own ID."""
+    """Client credentials (no user)?
+
+    Entra: no ``scp``. Elsewhere: no ``sub`` at all, or (RFC 9068 §2.2) ``sub`` is the
+    client's own ID (Okta names the client ``cid``), or Keycloak's service-account user
+    (``preferred_username`` ``service-account-<client>``, whose ``sub`` looks like a
+    person's). Anything else is a person, and must be one the connector knows.
+    """
     if connector.provider == providers.ENTRA_ID:
         return "scp" not in claims
+    clients = {
+        value for value in (claims.get(name) for name in CLIENT_CLAIMS) if isinstance(value, str)
+    } - {""}
     sub = claims.get("sub")
-    clients = [claims.get(name) for name in ("client_id", "azp", "appid")]
-    return isinstance(sub, str) and any(
-        sub == client for client in clients if isinstance(client, str)
+    if sub is None or sub == "":
+        return bool(clients)
+    if not isinstance(sub, str):
+        return False
+    if sub in clients:
+        return True
+    username = claims.get("preferred_username")
+    return isinstance(username, str) and any(
+        username.lower() == KEYCLOAK_SERVICE_ACCOUNT + client.lower() for client in clients
     )
 
 
@@ -138,9 +159,14 @@ def _for_api(connector: Connector, audience: Any) -> bool:
     return bool(set(audiences) & set(connector.api_audiences or []))
 
 
+#: RFC 6750 §2.1's ``b64token``: what a bearer token may be made of.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def _check_opaque(token: str) -> AccessToken:
     """An opaque token, asked of the one connector that introspects (RFC 7662)."""
-    if not token or len(token) > 4096 or not token.isascii():
+    if len(token) > 4096 or not B64TOKEN.fullmatch(token):
+        # Not shown to the IdP: a string no IdP could have issued.
         raise AccessTokenError("invalid_token", "not a token")
     connector = introspecting_connector()
     if connector is None:

@@ -83,20 +83,43 @@ def published_keys(connector: Connector) -> list[ClientKey]:
     return sorted(keys, key=lambda k: k.state != ACTIVE)
 
 
-def start_rotation(connector: Connector) -> ClientKey:
-    """A new ``next`` key (replacing an unconfirmed one), published beside the active one."""
+def waiting_key(connector: Connector) -> ClientKey | None:
+    """The ``next`` key of a rotation under way, or ``None``."""
+    return connector.client_keys.filter(state=NEXT).first()
+
+
+def start_rotation(connector: Connector, *, replace: bool = False) -> ClientKey:
+    """A ``next`` key, published beside the active one.
+
+    A rotation already under way keeps its key (the site owner may have uploaded it
+    already: asking twice must not pull it from under them) unless ``replace``.
+    """
     active_key(connector)
     with transaction.atomic():
-        connector.client_keys.filter(state=NEXT).delete()
-        return _new_key(connector, NEXT)
+        locked = Connector.objects.select_for_update().get(pk=connector.pk)
+        waiting = waiting_key(locked)
+        if waiting is not None and not replace:
+            return waiting
+        locked.client_keys.filter(state=NEXT).delete()
+        return _new_key(locked, NEXT)
 
 
-def finish_rotation(connector: Connector) -> ClientKey:
-    """The ``next`` key signs from now on; the old one is dropped. ``ValueError`` without one."""
+def finish_rotation(connector: Connector, kid: str = "") -> ClientKey:
+    """The ``next`` key signs from now on; the old one is dropped.
+
+    ``kid`` names the certificate the site owner uploaded (its thumbprint, or the
+    start of it): when another one is waiting by now, nothing changes. ``ValueError``
+    without a waiting key, or for another one.
+    """
     with transaction.atomic():
         upcoming = connector.client_keys.select_for_update().filter(state=NEXT).first()
         if upcoming is None:
             raise ValueError(f"{connector.slug} has no new certificate waiting to be used.")
+        if kid and not upcoming.kid.startswith(kid):
+            raise ValueError(
+                f"The certificate waiting for {connector.slug} is {upcoming.kid}, not {kid}: "
+                "upload that one to the identity provider, then confirm it."
+            )
         connector.client_keys.filter(state=ACTIVE).delete()
         upcoming.state = ACTIVE
         upcoming.save(update_fields=["state"])
@@ -167,6 +190,12 @@ def public_jwk(key: ClientKey, algorithm: str) -> dict[str, Any]:
 
 
 def jwks(connector: Connector) -> dict[str, Any]:
-    """The connector's public client keys (active and, during a rotation, next)."""
+    """The connector's public client keys (active and, during a rotation, next).
+
+    None while it authenticates with a secret: its keys are kept (switching back
+    needs no new upload), but an IdP must not accept assertions signed by them.
+    """
+    if connector.client_auth != Connector.ClientAuth.PRIVATE_KEY_JWT:
+        return {"keys": []}
     algorithm = assertion_algorithm(connector)
     return {"keys": [public_jwk(key, algorithm) for key in published_keys(connector)]}

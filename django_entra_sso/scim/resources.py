@@ -194,7 +194,20 @@ def _person(connector: Connector, data: UserInput, key: str) -> VerifiedPerson:
         connector=connector,
         issuer=connector.issuer,
         subject=data.external_id or f"scim:{key}",
-        claims={"scim": data.attributes},
+        # Shaped like an ID token's claims, for a site's ``get_username``/``create_user``
+        # overrides; what the IdP sent is under ``scim``.
+        claims={
+            key: value
+            for key, value in {
+                "sub": data.external_id,
+                "email": data.email,
+                "preferred_username": data.user_name,
+                "given_name": data.given_name,
+                "family_name": data.family_name,
+            }.items()
+            if value
+        }
+        | {"scim": data.attributes},
         email=data.email or None,
         email_verified=False,
         given_name=data.given_name or None,
@@ -221,7 +234,7 @@ def _check_unique(connector: Connector, data: UserInput, link: SCIMUser | None) 
         raise SCIMError(409, "externalId is already taken.", "uniqueness")
 
 
-def create_user(connector: Connector, doc: Any) -> SCIMUser:
+def create_user(connector: Connector, doc: Any, request: HttpRequest | None = None) -> SCIMUser:
     data = read_user(doc)
     _check_id(doc, None)
     _check_unique(connector, data, None)
@@ -231,7 +244,7 @@ def create_user(connector: Connector, doc: Any) -> SCIMUser:
     if user is not None:
         user = accounts.update_provisioned_user(user, person, active=data.active)
     else:
-        user = accounts.create_provisioned_user(person, active=data.active)
+        user = accounts.create_provisioned_user(person, active=data.active, request=request)
     link.user = user
     _fill(link, data)
     link.save()

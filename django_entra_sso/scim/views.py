@@ -48,6 +48,8 @@ class SCIMView(View):
             self.connector = authenticated_connector(request, kwargs["slug"])
             try:
                 with transaction.atomic():
+                    if request.method not in ("GET", "HEAD"):
+                        self.lock_connector()
                     response = super().dispatch(request, *args, **kwargs)
             except IntegrityError as exc:
                 # Two requests racing for one userName or externalId.
@@ -60,6 +62,16 @@ class SCIMView(View):
         except SCIMError as error:
             return error_response(error)
         return response
+
+    def lock_connector(self) -> None:
+        """One write at a time per connector, each reading what the last one committed.
+
+        IdPs send changes in parallel (Entra retries, Okta's PUT racing a PATCH).
+        Without this, a PATCH that read a person before a deactivation committed
+        saved them active again, and two group changes each computed a member's
+        Django groups without the other's. Sign-ins and reads never wait on it.
+        """
+        list(Connector.objects.select_for_update().filter(pk=self.connector.pk).values_list("pk"))
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         raise SCIMError(405, f"{request.method} is not supported here.")
@@ -175,7 +187,7 @@ class UsersView(SCIMView):
         return scim_response(discovery.list_response(docs, total, start))
 
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
-        link = resources.create_user(self.connector, self.json_body())
+        link = resources.create_user(self.connector, self.json_body(), request)
         return self.resource(resources.render_user(request, link), 201)
 
 

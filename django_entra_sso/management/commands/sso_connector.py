@@ -135,8 +135,17 @@ class Command(BaseCommand):
         )
         steps.add_argument(
             "--confirm",
+            nargs="?",
+            const="",
+            default=None,
+            metavar="THUMBPRINT",
+            help="The IdP has the new certificate (this thumbprint, or its start): sign with "
+            "it from now on.",
+        )
+        certificate.add_argument(
+            "--replace",
             action="store_true",
-            help="The IdP has the new certificate: sign with it from now on.",
+            help="With --rotate: discard a new certificate still waiting, and make another.",
         )
         scim = sub.add_parser(
             "scim-token", help="Print a new SCIM bearer token once (the old one stops working)."
@@ -438,9 +447,11 @@ class Command(BaseCommand):
                 f"{connector.slug} authenticates with a client secret; switch it first: "
                 f"sso_connector add {connector.slug} --client-auth private_key_jwt ..."
             )
-        if options["confirm"]:
+        if options["replace"] and not options["rotate"]:
+            raise CommandError("--replace goes with --rotate.")
+        if options["confirm"] is not None:
             try:
-                key = credentials.finish_rotation(connector)
+                key = credentials.finish_rotation(connector, options["confirm"])
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(
@@ -449,11 +460,17 @@ class Command(BaseCommand):
             )
             return
         if options["rotate"]:
-            key = credentials.start_rotation(connector)
+            waiting = credentials.waiting_key(connector)
+            key = credentials.start_rotation(connector, replace=options["replace"])
+            if waiting is not None and key.pk == waiting.pk:
+                self.stderr.write(
+                    f"A new certificate for {connector.slug} was already waiting: here it is "
+                    "again (--replace makes another)."
+                )
             self.stderr.write(
                 f"New certificate for {connector.slug} (the old one keeps signing). Upload it "
                 f"to the IdP, then: python manage.py sso_connector certificate {connector.slug} "
-                "--confirm"
+                f"--confirm={key.kid[:16]}"  # "=": a thumbprint may start with "-"
             )
         else:
             key = credentials.active_key(connector)
