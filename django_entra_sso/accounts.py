@@ -129,6 +129,14 @@ def user_for(
         raise SignInError("refused", "The claims were refused by verify_claims().")
     found = _identity(person)
     created = False
+    if found is not None and found.connector_id != person.connector.pk and person.connector.is_saml:
+        # A SAML connector's issuer is the entity ID its metadata states, and metadata can
+        # be pasted or served from anywhere: nothing proves that IdP owns the name. An
+        # account first made through another connector is never reached through it.
+        raise SignInError(
+            "wrong_organization",
+            f"{person.connector.slug}: the identity belongs to connector {found.connector_id}",
+        )
     if found is not None:
         Identity.objects.filter(pk=found.pk).update(
             last_seen=timezone.now(), connector=person.connector

@@ -43,8 +43,10 @@ from .attributes import IdentityUnknown, person_from_assertion
 from .client import SAMLConfigError, SPEndpoints, saml_client
 from .keys import signing_key
 from .messages import (
+    SAMLP,
     MessageRefused,
     PostedResponse,
+    check_signature_placement,
     decode_posted,
     inspect_response,
     refuse_weak_signature,
@@ -226,7 +228,17 @@ def _complete(
         raise SignInError("invalid_token", f"Response refused: {exc!r}"[:500]) from exc
     if response is None:
         raise SignInError("invalid_token", "pysaml2 found no Response")
+    try:
+        # Again on what pysaml2 verified and will hand over: decrypted, an assertion
+        # could hide a second one (in Advice) and a signature it borrowed.
+        check_signature_placement(_text(response.xmlstr), root_tag=f"{{{SAMLP}}}Response")
+    except MessageRefused as exc:
+        raise SignInError("invalid_token", str(exc)) from exc
     return _verified(connector, idp, endpoints, response, next_url=next_url, purpose=purpose)
+
+
+def _text(xml: str | bytes) -> str:
+    return xml.decode("utf-8") if isinstance(xml, bytes) else xml
 
 
 def _verified(
@@ -254,6 +266,7 @@ def _verified(
         raise SignInError("invalid_token", str(exc)) from exc
     if assertion.issuer is None or (assertion.issuer.text or "").strip() != idp.entity_id:
         raise SignInError("wrong_callback", "The assertion's issuer is not the IdP's.")
+    _check_audience(assertion, endpoints)
     for confirmation in assertion.subject.subject_confirmation:
         data = confirmation.subject_confirmation_data
         if data is None or data.recipient != endpoints.acs:
@@ -261,6 +274,10 @@ def _verified(
                 "wrong_callback",
                 f"SubjectConfirmationData Recipient {getattr(data, 'recipient', None)!r}",
             )
+        if not data.not_on_or_after:
+            # SAML profiles §4.1.4.2: a bearer confirmation has an end; without one the
+            # assertion would outlive any replay cache.
+            raise SignInError("invalid_token", "SubjectConfirmationData has no NotOnOrAfter.")
     _refuse_replay(connector, assertion)
     name_id = response.name_id
     attributes = _attributes(assertion)
@@ -301,14 +318,33 @@ def _attributes(assertion: Any) -> dict[str, list[str]]:
     return values
 
 
+def _check_audience(assertion: Any, endpoints: SPEndpoints) -> None:
+    """An AudienceRestriction naming us is required (pysaml2 accepts none at all), and
+    each one there names us (SAML core §2.5.1.4: all of them must hold)."""
+    conditions = assertion.conditions
+    restrictions = list(conditions.audience_restriction or []) if conditions is not None else []
+    if not restrictions:
+        raise SignInError("invalid_token", "The assertion has no AudienceRestriction.")
+    for restriction in restrictions:
+        audiences = [(a.text or "").strip() for a in restriction.audience or []]
+        if endpoints.entity_id not in audiences:
+            raise SignInError("wrong_callback", f"Audience {audiences[:3]!r} is not ours.")
+
+
 def _refuse_replay(connector: Connector, assertion: Any) -> None:
-    """Each assertion ID signs in once. A cache that cannot say refuses: a replayed
-    assertion is a sign-in as somebody else."""
-    lifetime = 3600
+    """Each assertion ID signs in once, remembered as long as any part of it is valid.
+    A cache that cannot say refuses: a replayed assertion is a sign-in as somebody else."""
+    ends = []
     conditions = assertion.conditions
     if conditions is not None and conditions.not_on_or_after:
-        expires = calendar.timegm(str_to_time(conditions.not_on_or_after))
-        lifetime = int(expires - time.time())
+        ends.append(conditions.not_on_or_after)
+    for confirmation in assertion.subject.subject_confirmation or []:
+        data = confirmation.subject_confirmation_data
+        if data is not None and data.not_on_or_after:
+            ends.append(data.not_on_or_after)
+    lifetime = 3600
+    if ends:
+        lifetime = max(int(calendar.timegm(str_to_time(end)) - time.time()) for end in ends)
     ttl = max(lifetime, 0) + 2 * app_settings.CLOCK_LEEWAY
     key = cache_key("saml-assertion", str(connector.pk), str(assertion.id))
     try:
@@ -413,6 +449,7 @@ def handle_logout_request(
             idp.certificates,
             allow_sha1=connector.saml_allow_sha1,
         )
+    check_signature_placement(xml, root_tag=f"{{{SAMLP}}}LogoutRequest")
     endpoints = SPEndpoints.of(request, connector)
     try:
         return _answer_logout_request(request, connector, idp, endpoints, xml, binding, data)
@@ -439,11 +476,18 @@ def _answer_logout_request(
         )
         try:
             parsed.loads(xml, binding, origdoc=xml, must=binding == BINDING_HTTP_POST)
+            verified = parsed.verify()
         except Exception as exc:
+            # pysaml2 raises for another Destination (OtherError), a version, a time...
             raise MessageRefused(f"LogoutRequest refused: {exc!r}"[:500]) from exc
-        if parsed.verify() is None:
+        if verified is None:
             raise MessageRefused("The LogoutRequest is not addressed to us or has expired.")
         message = parsed.message
+        if message.destination != endpoints.sls:
+            # pysaml2 checks a Destination only when there is one: one signed for another
+            # service provider, without it, would do here.
+            raise MessageRefused(f"The LogoutRequest's Destination is {message.destination!r}.")
+        _refuse_stale_or_replayed(connector, message)
         if binding == BINDING_HTTP_POST:
             refuse_weak_signature(
                 message.signature, allow_sha1=connector.saml_allow_sha1, what="LogoutRequest"
@@ -468,6 +512,26 @@ def _answer_logout_request(
         ),
         response=response,
     )
+
+
+#: Seconds a LogoutRequest stays acceptable after its IssueInstant (plus the clock
+#: leeway). The IdP sends the browser here at once; pysaml2 alone allows a day, which
+#: lets a request read from a browser history or a proxy log end sessions again.
+LOGOUT_REQUEST_MAX_AGE = 300
+
+
+def _refuse_stale_or_replayed(connector: Connector, message: Any) -> None:
+    leeway = app_settings.CLOCK_LEEWAY
+    issued = calendar.timegm(str_to_time(message.issue_instant))
+    if not time.time() - LOGOUT_REQUEST_MAX_AGE - leeway <= issued <= time.time() + leeway:
+        raise MessageRefused(f"The LogoutRequest was issued at {message.issue_instant}.")
+    key = cache_key("saml-logout-request", str(connector.pk), str(message.id))
+    try:
+        first_use = sso_cache().add(key, 1, LOGOUT_REQUEST_MAX_AGE + 2 * leeway)
+    except Exception as exc:
+        raise MessageRefused(f"LogoutRequest replay cache: {exc!r}") from exc
+    if not first_use:
+        raise MessageRefused(f"LogoutRequest {message.id!r} was used before.")
 
 
 def _logout_response(
@@ -502,13 +566,15 @@ def check_logout_response(
     """
     try:
         idp = get_idp_metadata(connector)
-        _xml, binding = _incoming(request.method or "GET", data, query_string, "SAMLResponse")
+        xml, binding = _incoming(request.method or "GET", data, query_string, "SAMLResponse")
+        # Bounded, well-formed XML, signatures in place, before pysaml2 decodes the value
+        # again (it tries DEFLATE on POSTed values too, with no bound).
+        check_signature_placement(xml, root_tag=f"{{{SAMLP}}}LogoutResponse")
         if binding == BINDING_HTTP_REDIRECT:
             redirect.verify_signature(
                 query_string, "SAMLResponse", idp.certificates, allow_sha1=connector.saml_allow_sha1
             )
         with saml_client(request, connector, idp) as client:
-            # pysaml2 decodes the message itself (``xml`` above was only to bound it).
             response = client.parse_logout_request_response(data.get("SAMLResponse", ""), binding)
     except (MessageRefused, SAMLMetadataError) as exc:
         return str(exc)

@@ -99,9 +99,12 @@ def identity_key(
     if connector.provider == providers.ENTRA_ID:
         tenant = (_first(connector, attributes, "tenant_id") or "").lower()
         object_id = (_first(connector, attributes, "object_id") or "").lower()
-        if tenant and object_id:
-            expected = providers.entra_saml_tenant(entity_id)
-            if expected and expected != tenant:
+        expected = providers.entra_saml_tenant(entity_id)
+        if tenant and object_id and expected:
+            # Keyed like the tenant's OpenID Connect sign-ins only when the IdP is that
+            # tenant's (https://sts.windows.net/<tenant>/); any other IdP's claims are
+            # only its word, and its people are keyed by its entity ID and NameID below.
+            if expected != tenant:
                 raise IdentityUnknown(
                     f"The assertion's tenant {tenant!r} is not the IdP's ({expected!r})."
                 )

@@ -109,7 +109,75 @@ def inspect_response(xml: str) -> PostedResponse:
     only = (plain or encrypted)[0]
     if only not in list(root):
         raise MessageRefused("The assertion is not a direct child of the Response.")
+    check_signature_placement(xml, root_tag=f"{{{SAMLP}}}Response")
     return posted
+
+
+#: Protocol messages that never nest inside another (a borrowed, IdP-signed one would).
+MESSAGES = frozenset(
+    f"{{{SAMLP}}}{name}"
+    for name in (
+        "Response",
+        "LogoutRequest",
+        "LogoutResponse",
+        "AuthnRequest",
+        "ArtifactResponse",
+        "AttributeQuery",
+    )
+)
+
+
+def check_signature_placement(xml: str, *, root_tag: str) -> None:
+    """Refuse signature wrapping: a signature anywhere but where the profile puts it.
+
+    xmlsec1, which pysaml2 calls with the signed element's ID, verifies the first
+    ``ds:Signature`` it meets inside that element, in document order. So an element
+    the IdP signed for anything else (an old assertion of the attacker's, an error
+    Response) placed before a made-up signature gets the made-up element accepted.
+    Here every ``ds:Signature`` must be a direct child of the message or of its one
+    assertion, right after that element's ``Issuer``; no message nests in another
+    and no assertion hides anywhere (``Advice`` included). Run on what pysaml2
+    verified: after decryption, for a Response.
+    """
+    root = _parse(xml)
+    if root.tag != root_tag:
+        raise MessageRefused(f"Expected {root_tag!r}, got {root.tag!r}.")
+    parents = {child: parent for parent in root.iter() for child in parent}
+    signed = [root]
+    assertions = list(root.iter(f"{{{SAML}}}Assertion"))
+    if root_tag == f"{{{SAMLP}}}Response":
+        # Its one assertion: a child of the Response, or (decrypted) of its child
+        # EncryptedAssertion, where xmlsec1 leaves it.
+        if len(assertions) > 1 or (assertions and not _own_assertion(root, assertions[0], parents)):
+            raise MessageRefused("The Response holds an assertion besides its own.")
+        signed += assertions
+    elif assertions:
+        raise MessageRefused(f"The {root_tag} holds an assertion.")
+    if any(element.tag in MESSAGES for element in root.iter() if element is not root):
+        raise MessageRefused("A SAML message is nested inside the message.")
+    allowed = set()
+    for element in signed:
+        children = list(element)
+        for position, child in enumerate(children):
+            if child.tag == f"{{{DS}}}Signature":
+                first = position == 0 or (position == 1 and children[0].tag == f"{{{SAML}}}Issuer")
+                if not first:
+                    raise MessageRefused("A signature is not first, or right after the Issuer.")
+                allowed.add(id(child))
+    for signature in root.iter(f"{{{DS}}}Signature"):
+        if id(signature) not in allowed:
+            raise MessageRefused("A signature is out of place (signature wrapping).")
+
+
+def _own_assertion(root: Any, assertion: Any, parents: dict[Any, Any]) -> bool:
+    parent = parents.get(assertion)
+    if parent is root:
+        return True
+    return bool(
+        parent is not None
+        and parent.tag == f"{{{SAML}}}EncryptedAssertion"
+        and parents.get(parent) is root
+    )
 
 
 def refuse_weak_signature(signature: Any, *, allow_sha1: bool, what: str) -> None:

@@ -34,12 +34,21 @@ RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
 
+#: The binding's parameters: each may appear once. With two, the signature could be
+#: checked over one copy while Django hands the view the other.
+BINDING_PARAMS = frozenset({"SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature"})
+
+
 def raw_params(query_string: str) -> dict[str, str]:
-    """``name -> raw (still encoded) value`` of a query string; the first of each name."""
+    """``name -> raw (still encoded) value`` of a query string; ``MessageRefused`` when a
+    binding parameter is repeated."""
     found: dict[str, str] = {}
     for part in query_string.split("&"):
         name, _, value = part.partition("=")
-        found.setdefault(unquote_plus(name), value)
+        name = unquote_plus(name)
+        if name in found and name in BINDING_PARAMS:
+            raise MessageRefused(f"The query repeats {name}.")
+        found.setdefault(name, value)
     return found
 
 

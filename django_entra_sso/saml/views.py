@@ -16,6 +16,7 @@ from django.http import (
     HttpResponseBadRequest,
     HttpResponseNotFound,
     HttpResponseRedirect,
+    QueryDict,
 )
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -145,14 +146,15 @@ class SingleLogoutView(View):
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
         return self.handle(request, slug, request.POST)
 
-    def handle(self, request: HttpRequest, slug: str, data: object) -> HttpResponse:
+    def handle(self, request: HttpRequest, slug: str, data: QueryDict) -> HttpResponse:
         connector = _saml_connector(slug)
         if connector is None:
             return HttpResponseNotFound("Unknown SAML connector.", content_type="text/plain")
-        fields = {
-            name: _param(data, name)
-            for name in ("SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature")
-        }
+        names = ("SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature")
+        if any(len(data.getlist(name)) > 1 for name in names):
+            # The signature must cover the very message that is used: one of each.
+            return HttpResponseBadRequest("A SAML parameter is repeated.")
+        fields = {name: _param(data, name) for name in names}
         query_string = request.META.get("QUERY_STRING", "")
         if fields["SAMLRequest"]:
             return self.logout_request(request, connector, fields, query_string)
