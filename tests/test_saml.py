@@ -28,7 +28,6 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from django_entra_sso import providers
 from django_entra_sso.models import Connector, EmailDomain, Identity, SSOSession
 from django_entra_sso.saml.metadata import SAMLMetadataError, get_idp_metadata, parse_metadata
 from tests.saml_fake_idp import (
@@ -139,7 +138,11 @@ def test_sign_in_through_the_sign_in_page(
     user = User.objects.get()
     assert (user.email, user.first_name, user.last_name) == ("alice@acme.test", "Alice", "Liddell")
     identity = Identity.objects.get()
-    assert (identity.issuer, identity.subject) == (idp.entity_id, "00000000-persistent-id")
+    # The connector's own issuer: another connector claiming the same entity ID never
+    # shares its people (tests/test_saml_review.py).
+    connector = Connector.objects.get(slug="acme")
+    expected = (f"saml:{connector.pk}:{idp.entity_id}", "00000000-persistent-id")
+    assert (identity.issuer, identity.subject) == expected
     assert list(user.groups.values_list("name", flat=True)) == ["Readers"]
     row = SSOSession.objects.get()
     assert (row.sid, row.subject) == ("_s-42", "00000000-persistent-id")
@@ -484,8 +487,8 @@ ENTRA_CLAIMS = {
 }
 
 
-def test_entra_is_keyed_by_tenant_and_object_id_like_oidc(client: Client, idp: FakeSAMLIdP) -> None:
-    _entra_connector(idp)
+def test_entra_is_keyed_by_its_object_id_per_connector(client: Client, idp: FakeSAMLIdP) -> None:
+    connector = _entra_connector(idp)
     response = sign_in(
         client,
         idp,
@@ -496,11 +499,11 @@ def test_entra_is_keyed_by_tenant_and_object_id_like_oidc(client: Client, idp: F
     )
     assert response.status_code == 302, response.content
     identity = Identity.objects.get()
-    oidc_key = providers.identity_key(
-        "entra_id",
-        {"iss": f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0", "oid": ENTRA_OID},
-    )
-    assert (identity.issuer, identity.subject) == oidc_key
+    # The object ID (it outlives a renamed UPN, Entra's default NameID), under the
+    # connector's own issuer: never the key of the tenant's OpenID Connect sign-ins,
+    # which a pasted metadata document claiming Entra's entity ID could otherwise reach.
+    entity = f"https://sts.windows.net/{ENTRA_TENANT}/"
+    assert (identity.issuer, identity.subject) == (f"saml:{connector.pk}:{entity}", ENTRA_OID)
     assert identity.tenant_id == ENTRA_TENANT
     assert User.objects.get().first_name == "Alice"
 

@@ -440,8 +440,8 @@ def test_an_entra_tenants_saml_idp_never_reaches_accounts_made_by_another_connec
     client: Client,
 ) -> None:
     """Even with Entra's own entity ID: metadata can be pasted, so the name proves nothing.
-    A person who signs in through an OpenID Connect connector of the tenant is refused
-    at a SAML connector of it (documented), never silently merged."""
+    A SAML connector's people are its own (a ``saml:<connector>:`` issuer): the tenant's
+    OpenID Connect user is not reached, the SAML sign-in is somebody new."""
     tenant, oid = "72f988bf-86f1-41af-91ab-2d7cd011db47", "4f1c2d3e-0000-4000-8000-00000000a11c"
     oidc = Connector.objects.create(
         slug="contoso",
@@ -487,8 +487,126 @@ def test_an_entra_tenants_saml_idp_never_reaches_accounts_made_by_another_connec
         "/sso/saml/acs/contoso-saml/",
         {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
     )
-    refused = client.get(posted["Location"])  # the ACS hands the POST over to a GET
-    assert refused.status_code == 403
-    assert b"Reference: wrong_organization" in refused.content
-    assert Identity.objects.get().connector_id == oidc.pk
-    assert client.get("/private/").status_code != 200
+    client.get(posted["Location"])  # the ACS hands the POST over to a GET
+    assert client.get("/private/").content != b"signed in as ceo"
+    assert Identity.objects.get(user=victim).connector_id == oidc.pk
+
+
+def _saml_sign_in(client: Client, connector_slug: str, fake: FakeSAMLIdP, **kwargs: Any) -> Any:
+    from tests.saml_fake_idp import read_redirect_request, request_id
+
+    response = client.get(f"/sso/login/?connector={connector_slug}")
+    xml, params = read_redirect_request(response["Location"])
+    forged = fake.response(
+        destination=f"http://testserver/sso/saml/acs/{connector_slug}/",
+        audience=f"http://testserver/sso/saml/metadata/{connector_slug}/",
+        in_response_to=request_id(xml),
+        **kwargs,
+    )
+    posted = client.post(
+        f"/sso/saml/acs/{connector_slug}/",
+        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
+    )
+    return client.get(posted["Location"])
+
+
+# -- a second review, of the fixes ------------------------------------------------------------
+
+
+def test_a_fake_entra_saml_connector_cannot_pre_hijack_a_tenants_oidc_account(
+    client: Client,
+) -> None:
+    """Signing in first through pasted metadata that claims https://sts.windows.net/<T>/
+    must not plant an account the tenant's real OpenID Connect connector later adopts."""
+    from django_entra_sso import accounts
+    from tests.helpers import make_connector, verified_person
+
+    tenant, oid = "72f988bf-86f1-41af-91ab-2d7cd011db47", "4f1c2d3e-0000-4000-8000-00000000a11c"
+    oidc = make_connector(
+        slug="contoso",
+        provider="entra_id",
+        issuer=f"https://login.microsoftonline.com/{tenant}/v2.0",
+        domain="contoso.com",
+    )
+    fake = FakeSAMLIdP(entity_id=f"https://sts.windows.net/{tenant}/", key=make_key_pair("Evil"))
+    evil = Connector.objects.create(
+        slug="evil",
+        name="Evil",
+        protocol="saml",
+        provider="entra_id",
+        saml_metadata_xml=fake.metadata_xml(),
+    )
+    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    attacker = Client()
+    response = _saml_sign_in(
+        attacker,
+        "evil",
+        fake,
+        issuer=f"https://sts.windows.net/{tenant}/",
+        name_id="whatever",
+        attributes={
+            "http://schemas.microsoft.com/identity/claims/tenantid": [tenant],
+            "http://schemas.microsoft.com/identity/claims/objectidentifier": [oid],
+        },
+    )
+    assert response.status_code == 302
+    planted = User.objects.get()
+    person = verified_person(
+        oidc,
+        iss=f"https://login.microsoftonline.com/{tenant}/v2.0",
+        sub="pairwise-sub",
+        oid=oid,
+        tid=tenant,
+        email="ceo@contoso.com",
+    )
+    assert accounts.user_for(person).pk != planted.pk
+
+
+def test_a_fake_saml_connector_cannot_lock_a_person_out_of_their_own_connector(
+    client: Client, idp: FakeSAMLIdP, acme: Connector
+) -> None:
+    """Another connector claiming acme's entity ID signs in first as the victim's NameID:
+    acme's real sign-in of that person still works, into an account of its own."""
+    evil_idp = FakeSAMLIdP(entity_id=idp.entity_id, key=make_key_pair("Evil IdP"))
+    evil = Connector.objects.create(
+        slug="evil", name="Evil", protocol="saml", saml_metadata_xml=evil_idp.metadata_xml()
+    )
+    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    planted = _saml_sign_in(
+        Client(), "evil", evil_idp, name_id="00000000-persistent-id", attributes={}
+    )
+    assert planted.status_code == 302
+    rid, relay_state = start(client)
+    assert post(client, answer(idp, rid), relay_state).status_code == 302
+    assert Identity.objects.filter(connector=acme).count() == 1
+    assert User.objects.count() == 2
+
+
+def test_a_posted_value_that_is_also_deflate_is_refused_before_pysaml2() -> None:
+    """pysaml2 inflates POSTed values when it can: the document it would verify and read
+    is then not the one checked here. A value that is UTF-8 *and* DEFLATE (the bomb above)
+    is refused by the decoder itself, whatever parses it later."""
+    import base64
+
+    from django_entra_sso.saml.messages import MessageRefused, decode_posted
+
+    bomb = _BOMB_HEAD + b"f" * 1000 + _BOMB_TAIL
+    bomb.decode("utf-8")
+    with pytest.raises(MessageRefused, match="DEFLATE"):
+        decode_posted(base64.b64encode(bomb).decode())
+    assert decode_posted(base64.b64encode(b"<plain/>").decode()) == "<plain/>"
+
+
+def test_a_repeated_status_is_refused(client: Client, idp: FakeSAMLIdP, acme: Connector) -> None:
+    """pysaml2 keeps the last of a repeated single child, xmlsec1 sees the first."""
+    from tests import saml_fake_idp as F
+
+    rid, relay_state = start(client)
+    doc = F.parse_xml(answer(idp, rid))
+    status = doc.find(F._q(F.SAMLP_NS, "Status"))
+    twin = F._sub(doc, F.SAMLP_NS, "Status")
+    F._sub(twin, F.SAMLP_NS, "StatusCode", Value=F.STATUS_SUCCESS)
+    status.addnext(twin)
+    response = post(client, F._to_str(doc), relay_state)
+    assert response.status_code in (400, 403)
+    assert not User.objects.exists()

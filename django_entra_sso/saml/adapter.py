@@ -344,7 +344,10 @@ def _refuse_replay(connector: Connector, assertion: Any) -> None:
             ends.append(data.not_on_or_after)
     lifetime = 3600
     if ends:
-        lifetime = max(int(calendar.timegm(str_to_time(end)) - time.time()) for end in ends)
+        try:
+            lifetime = max(int(_epoch(end) - time.time()) for end in ends)
+        except ValueError as exc:
+            raise SignInError("invalid_token", str(exc)) from exc
     ttl = max(lifetime, 0) + 2 * app_settings.CLOCK_LEEWAY
     key = cache_key("saml-assertion", str(connector.pk), str(assertion.id))
     try:
@@ -453,7 +456,7 @@ def handle_logout_request(
     endpoints = SPEndpoints.of(request, connector)
     try:
         return _answer_logout_request(request, connector, idp, endpoints, xml, binding, data)
-    except SAMLConfigError as exc:
+    except (SAMLConfigError, ValueError) as exc:  # ValueError: a time that is none
         raise MessageRefused(str(exc)) from exc
 
 
@@ -496,8 +499,7 @@ def _answer_logout_request(
             raise MessageRefused("The LogoutRequest's issuer is not the connector's IdP.")
         if (
             message.not_on_or_after
-            and calendar.timegm(str_to_time(message.not_on_or_after))
-            < time.time() - app_settings.CLOCK_LEEWAY
+            and _epoch(message.not_on_or_after) < time.time() - app_settings.CLOCK_LEEWAY
         ):
             raise MessageRefused("The LogoutRequest has expired.")
         name_id = message.name_id
@@ -514,6 +516,14 @@ def _answer_logout_request(
     )
 
 
+def _epoch(value: Any) -> float:
+    """A SAML time as seconds since the epoch; ``ValueError`` for anything else."""
+    try:
+        return float(calendar.timegm(str_to_time(str(value))))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{str(value)[:40]!r} is not a SAML time") from exc
+
+
 #: Seconds a LogoutRequest stays acceptable after its IssueInstant (plus the clock
 #: leeway). The IdP sends the browser here at once; pysaml2 alone allows a day, which
 #: lets a request read from a browser history or a proxy log end sessions again.
@@ -522,7 +532,7 @@ LOGOUT_REQUEST_MAX_AGE = 300
 
 def _refuse_stale_or_replayed(connector: Connector, message: Any) -> None:
     leeway = app_settings.CLOCK_LEEWAY
-    issued = calendar.timegm(str_to_time(message.issue_instant))
+    issued = _epoch(message.issue_instant)
     if not time.time() - LOGOUT_REQUEST_MAX_AGE - leeway <= issued <= time.time() + leeway:
         raise MessageRefused(f"The LogoutRequest was issued at {message.issue_instant}.")
     key = cache_key("saml-logout-request", str(connector.pk), str(message.id))

@@ -95,20 +95,27 @@ def identity_key(
     name_id: str,
     name_id_format: str,
 ) -> tuple[str, str, str]:
-    """``(issuer, subject, tenant_id)`` of the account this assertion signs in."""
+    """``(issuer, subject, tenant_id)`` of the account this assertion signs in.
+
+    The issuer is this connector's own (``saml_issuer``): an IdP's entity ID is whatever
+    its metadata says, and metadata can be pasted or served from anywhere, so two
+    connectors' people must never share a key — neither with another SAML connector
+    claiming the same entity ID, nor with an OpenID Connect connector (whose issuer the
+    IdP proves by serving discovery and keys from it).
+    """
+    issuer = saml_issuer(connector, entity_id)
     if connector.provider == providers.ENTRA_ID:
         tenant = (_first(connector, attributes, "tenant_id") or "").lower()
         object_id = (_first(connector, attributes, "object_id") or "").lower()
         expected = providers.entra_saml_tenant(entity_id)
         if tenant and object_id and expected:
-            # Keyed like the tenant's OpenID Connect sign-ins only when the IdP is that
-            # tenant's (https://sts.windows.net/<tenant>/); any other IdP's claims are
-            # only its word, and its people are keyed by its entity ID and NameID below.
+            # The object ID outlives a renamed UPN (Entra's default NameID); used only
+            # when the IdP is that tenant's (https://sts.windows.net/<tenant>/).
             if expected != tenant:
                 raise IdentityUnknown(
                     f"The assertion's tenant {tenant!r} is not the IdP's ({expected!r})."
                 )
-            return providers.entra_issuer_for_tenant(tenant), object_id, tenant
+            return issuer, object_id, tenant
     if not name_id:
         raise IdentityUnknown("The assertion has no NameID.")
     if name_id_format == TRANSIENT:
@@ -116,7 +123,12 @@ def identity_key(
             "The assertion's NameID is transient (a new one each sign-in): set the IdP to send "
             "a persistent NameID, or (Entra ID) the tenant and object ID claims."
         )
-    return entity_id, name_id, ""
+    return issuer, name_id, ""
+
+
+def saml_issuer(connector: Connector, entity_id: str) -> str:
+    """The issuer of a SAML connector's identities: ``saml:<connector id>:<entity ID>``."""
+    return f"saml:{connector.pk}:{entity_id}"[:500]
 
 
 def person_from_assertion(

@@ -90,13 +90,13 @@ def saml(live_server: Any, saml_idp: NodeSAMLIdP, transactional_db: Any) -> Iter
 def test_sign_in_through_the_sign_in_page_and_out_with_single_logout(
     saml: SAMLSite, page: Any
 ) -> None:
-    saml.connector()
+    connector = saml.connector()
     saml.sign_in(page)
     assert saml.body(page, "/private/") == "signed in as sso-alice"
     user = get_user_model().objects.get()
     assert (user.email, user.first_name, user.last_name) == ("alice@saml.test", "Alice", "Liddell")
     identity = Identity.objects.get()
-    assert identity.issuer == saml.idp.entity_id
+    assert identity.issuer == f"saml:{connector.pk}:{saml.idp.entity_id}"  # the connector's own
     assert len(saml.idp.sessions()) == 1
     row = SSOSession.objects.get()  # bound to the IdP's NameID and SessionIndex
     assert row.subject and row.sid
