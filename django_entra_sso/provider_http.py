@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import logging
 from typing import Any
@@ -19,6 +20,9 @@ logger = logging.getLogger(__name__)
 # One pooled session per process: the token request reuses the TLS connection.
 _session = requests.Session()
 _session.headers["User-Agent"] = "django-entra-sso"
+# One session serves every person and connector: a cookie one answer sets (Entra's token
+# endpoint sets several) must never ride along with somebody else's request.
+_session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 class ProviderHTTPError(Exception):

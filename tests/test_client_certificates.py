@@ -267,7 +267,7 @@ def test_cli_adds_a_certificate_connector_and_prints_rotates_confirms(fake_idp: 
     assert "from now on" in out
     assert ClientKey.objects.get().certificate.strip() == new_pem.strip()
     with pytest.raises(CommandError, match="no new certificate"):
-        run("certificate", "acme", "--confirm")
+        run("certificate", "acme", f"--confirm={waiting.kid[:16]}")
 
 
 def test_cli_refuses_certificates_for_a_secret_connector(fake_idp: FakeIdP) -> None:

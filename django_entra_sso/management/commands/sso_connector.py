@@ -34,6 +34,11 @@ def _first_error(exc: ValidationError) -> str:
     return exc.messages[0]
 
 
+#: How much of a thumbprint ``certificate --confirm`` needs: enough that a rotation
+#: someone else started meanwhile is never confirmed by a lucky prefix.
+MIN_THUMBPRINT_PREFIX = 8
+
+
 class Command(BaseCommand):
     help = "Add, list, test and remove single sign-on connectors."
     # call_command(..., stdin=...) feeds --client-secret-stdin in tests and scripts.
@@ -135,8 +140,6 @@ class Command(BaseCommand):
         )
         steps.add_argument(
             "--confirm",
-            nargs="?",
-            const="",
             default=None,
             metavar="THUMBPRINT",
             help="The IdP has the new certificate (this thumbprint, or its start): sign with "
@@ -450,6 +453,11 @@ class Command(BaseCommand):
         if options["replace"] and not options["rotate"]:
             raise CommandError("--replace goes with --rotate.")
         if options["confirm"] is not None:
+            if len(options["confirm"].strip()) < MIN_THUMBPRINT_PREFIX:
+                raise CommandError(
+                    f"Name the certificate: --confirm=THUMBPRINT, at least "
+                    f"{MIN_THUMBPRINT_PREFIX} characters of it (--rotate prints it)."
+                )
             try:
                 key = credentials.finish_rotation(connector, options["confirm"])
             except ValueError as exc:

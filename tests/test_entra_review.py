@@ -1,0 +1,72 @@
+"""Found by a second read-only review of the Entra-in-production work; each failed before."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from django_entra_sso import provider_http
+from django_entra_sso.models import ClientKey
+from django_entra_sso.oidc import credentials
+from tests.fakeidp import FakeIdP
+from tests.helpers import make_connector
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("confirm", [["--confirm"], ["--confirm="], ["--confirm=a"]])
+def test_confirming_a_rotation_needs_the_certificates_name(
+    fake_idp: FakeIdP, confirm: list[str]
+) -> None:
+    """A bare or one-character ``--confirm`` took whatever certificate was waiting, one a
+    rotation someone else started meanwhile may have made."""
+    connector = make_connector(
+        fake_idp, "acme", provider="oidc", client_auth="private_key_jwt", client_secret=""
+    )
+    credentials.active_key(connector)
+    credentials.start_rotation(connector)
+    with pytest.raises(CommandError):
+        call_command(
+            "sso_connector", "certificate", "acme", *confirm, stdout=StringIO(), stderr=StringIO()
+        )
+    assert ClientKey.objects.filter(state="next").exists()
+
+
+def test_cookies_from_one_provider_answer_never_ride_along_with_another_request() -> None:
+    """One ``requests.Session`` serves every person and connector: a cookie set by one
+    answer (Entra's token endpoint sets several) was sent with the next person's calls."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie"))
+            body = b'{"value": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "affinity=user-A-session; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.daemon = True
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1.0/me/transitiveMemberOf"
+    try:
+        provider_http.get_bearer_json(url, "token-of-user-A")
+        provider_http.get_bearer_json(url, "token-of-user-B")
+    finally:
+        server.shutdown()
+        server.server_close()
+        provider_http._session.cookies.clear()
+    assert seen == [None, None]
