@@ -70,3 +70,59 @@ def test_cookies_from_one_provider_answer_never_ride_along_with_another_request(
         server.server_close()
         provider_http._session.cookies.clear()
     assert seen == [None, None]
+
+
+def test_graph_confirmed_membership_counts_whatever_case_the_settings_spell_it(
+    client: Any, fake_idp: FakeIdP, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group ID in upper case in the mapping and lower case in ``staff_values`` (the
+    admin lower-cases the latter only): Graph's answer reported one spelling, and a
+    person Graph confirmed lost ``is_staff`` only because their token overflowed."""
+    from django.contrib.auth import get_user_model
+
+    from tests.fakegraph import FakeGraph
+    from tests.helpers import SignIn
+
+    readers = "aaaaaaaa-1111-4111-8111-11111111111a"
+    overage: dict[str, Any] = {
+        "_claim_names": {"groups": "src1"},
+        "_claim_sources": {"src1": {"endpoint": "https://graph.windows.net/x/getMemberObjects"}},
+    }
+    graph = FakeGraph()
+    try:
+        settings.ENTRA_SSO_GRAPH_URL = graph.url
+        original = fake_idp._token
+
+        def token(form: Any, headers: Any) -> Any:
+            status, answer = original(form, headers)
+            if isinstance(answer.get("access_token"), str):
+                graph.access_tokens.add(answer["access_token"])
+            return status, answer
+
+        monkeypatch.setattr(fake_idp, "_token", token)
+        make_connector(
+            fake_idp,
+            "contoso",
+            domain="contoso.com",
+            provider="entra_id",
+            resolve_group_overage=True,
+            group_mapping={readers.upper(): ["Readers"]},
+            staff_values=[readers],
+        )
+        sign_in = SignIn(client, fake_idp)
+        entra = {
+            "tid": "4f1c2a7e-0d55-4c3b-9a8e-2b6c1d7e9f30",
+            "oid": "00000000-0000-0000-0000-00000000a11c",
+        }
+        assert sign_in(groups=[readers], **entra).status_code == 302
+        user = get_user_model().objects.get()
+        assert user.is_staff
+        client.logout()
+        graph.groups = [readers]
+        assert sign_in(**overage, **entra).status_code == 302
+        assert graph.checked
+        user.refresh_from_db()
+        assert user.is_staff
+        assert user.groups.filter(name="Readers").exists()
+    finally:
+        graph.close()

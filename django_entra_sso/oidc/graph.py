@@ -109,19 +109,26 @@ def _roles(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(str(v) for v in raw if isinstance(v, (str, int)))
 
 
-def group_ids_to_check(connector: Connector) -> list[str]:
-    """The group object IDs the connector's settings name (role values are not GUIDs)."""
+def group_id_spellings(connector: Connector) -> dict[str, set[str]]:
+    """Each group object ID the connector's settings name (role values are not GUIDs),
+    lower-cased, with every spelling the settings use for it: the admin lower-cases
+    ``staff_values`` but keeps mapping keys as typed."""
     values: list[Any] = list((connector.group_mapping or {}).keys())
     for name in ("staff_values", "superuser_values"):
         found = getattr(connector, name, None)
         if isinstance(found, list):
             values += found
-    unique: dict[str, str] = {}
+    spellings: dict[str, set[str]] = {}
     for value in values:
         if providers.is_guid(value):
-            unique.setdefault(value.lower(), value)
+            spellings.setdefault(value.lower(), set()).add(value)
+    return spellings
+
+
+def group_ids_to_check(connector: Connector) -> list[str]:
+    """The group object IDs to ask Graph about, once each, lower-cased."""
     # Sorted: a JSON field's key order is the database's (PostgreSQL's jsonb sorts keys).
-    return [unique[key] for key in sorted(unique)]
+    return sorted(group_id_spellings(connector))
 
 
 @sensitive_variables("access_token")
@@ -129,15 +136,20 @@ def _member_group_ids(connector: Connector, access_token: Any) -> set[str]:
     if not isinstance(access_token, str) or not access_token:
         raise GraphUnusable("the token answer held no access token", code="misconfigured")
     base = app_settings.GRAPH_URL
-    wanted = group_ids_to_check(connector)
+    spellings = group_id_spellings(connector)
+    wanted = sorted(spellings)
     try:
         if 0 < len(wanted) <= CHECK_LIMIT:
-            return _check_member_groups(base, access_token, wanted)
-        return _transitive_member_of(base, access_token)
+            found = _check_member_groups(base, access_token, wanted)
+        else:
+            found = _transitive_member_of(base, access_token)
     except ProviderHTTPError as exc:
         # 401/403: the token is not for Graph, or lacks the permission; retrying won't help.
         code = "misconfigured" if exc.status in (401, 403) else "provider_unreachable"
         raise GraphUnusable(str(exc), code=code) from None
+    # Graph's IDs, and every spelling the connector's settings give them, so that the
+    # mapping and the staff lists find them as they would a token's groups claim.
+    return found | {spelling for group in found for spelling in spellings.get(group.lower(), ())}
 
 
 @sensitive_variables("access_token")
@@ -151,9 +163,8 @@ def _check_member_groups(base: str, access_token: str, wanted: list[str]) -> set
     value = answer.get("value")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise GraphUnusable("checkMemberGroups answered no list of IDs")
-    # Report the IDs as the connector spells them, so that its mapping finds them.
-    asked = {group_id.lower(): group_id for group_id in wanted}
-    return {asked[v.lower()] for v in value if v.lower() in asked}
+    asked = set(wanted)
+    return {v.lower() for v in value if v.lower() in asked}
 
 
 @sensitive_variables("access_token")
