@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import DataError, IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -113,6 +114,21 @@ class SCIMView(View):
         # Bounded: a startIndex past any database integer would be a database error.
         return min(max(start, 1), 2**31 - 1), min(max(count, 0), discovery.MAX_RESULTS)
 
+    def listed(
+        self, found: QuerySet[Any], fields: dict[str, Any], sub_fields: dict[str, Any]
+    ) -> tuple[int, int, list[Any]]:
+        """``(startIndex, totalResults, the page)`` of ``found`` under the request's
+        ``filter``, ``startIndex`` and ``count``, oldest first."""
+        start, count = self.page()
+        text = self.request.GET.get("filter")
+        if text:
+            found = found.filter(to_query(parse_filter(text), fields, sub_fields)).distinct()
+        total = found.count()
+        page = (
+            list(found.order_by("created_at", "pk")[start - 1 : start - 1 + count]) if count else []
+        )
+        return start, total, page
+
     def wanted(self) -> tuple[set[str], set[str]]:
         def names(param: str) -> set[str]:
             raw = self.request.GET.get(param) or ""
@@ -173,15 +189,8 @@ class UsersView(SCIMView):
     http_method_names = ["get", "post"]
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        start, count = self.page()
-        found = resources.users(self.connector)
-        text = request.GET.get("filter")
-        if text:
-            query = to_query(parse_filter(text), resources.USER_FIELDS, resources.USER_SUB_FIELDS)
-            found = found.filter(query).distinct()
-        total = found.count()
-        page = (
-            list(found.order_by("created_at", "pk")[start - 1 : start - 1 + count]) if count else []
+        start, total, page = self.listed(
+            resources.users(self.connector), resources.USER_FIELDS, resources.USER_SUB_FIELDS
         )
         docs = [self.shape(resources.render_user(request, link)) for link in page]
         return scim_response(discovery.list_response(docs, total, start))
@@ -229,15 +238,10 @@ class GroupsView(SCIMView):
     http_method_names = ["get", "post"]
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        start, count = self.page()
-        found = resources.scim_groups(self.connector)
-        text = request.GET.get("filter")
-        if text:
-            query = to_query(parse_filter(text), resources.GROUP_FIELDS, resources.GROUP_SUB_FIELDS)
-            found = found.filter(query).distinct()
-        total = found.count()
-        page = (
-            list(found.order_by("created_at", "pk")[start - 1 : start - 1 + count]) if count else []
+        start, total, page = self.listed(
+            resources.scim_groups(self.connector),
+            resources.GROUP_FIELDS,
+            resources.GROUP_SUB_FIELDS,
         )
         members = self.with_members()
         docs = [self.shape(resources.render_group(request, g, with_members=members)) for g in page]
