@@ -496,13 +496,10 @@ def sync_groups(user: Any, person: VerifiedPerson) -> None:
     ):
         return  # SCIM keeps this person's groups at this connector (scim/groups.py).
 
-    def names_of(target: Any) -> list[str]:
-        return [target] if isinstance(target, str) else [str(t) for t in target or []]
-
-    managed = {name for target in mapping.values() for name in names_of(target)}
-    wanted = {
-        name for key, target in mapping.items() if key in person.groups for name in names_of(target)
-    }
+    folded = providers.folded_group_mapping(mapping)
+    held = {providers.group_key(value) for value in person.groups}
+    managed = {name for names in folded.values() for name in names}
+    wanted = {name for key, names in folded.items() if key in held for name in names}
     current = set(user.groups.filter(name__in=managed).values_list("name", flat=True))
     if current == wanted:
         return
@@ -538,7 +535,7 @@ def sync_staff_flags(user: Any, person: VerifiedPerson) -> None:
     """
     connector = person.connector
     rules = [
-        (flag, {str(v) for v in values})
+        (flag, {providers.group_key(v) for v in values})
         for flag, values in (
             ("is_staff", connector.staff_values),
             ("is_superuser", connector.superuser_values),
@@ -547,11 +544,13 @@ def sync_staff_flags(user: Any, person: VerifiedPerson) -> None:
     ]
     if not rules:
         return
+    groups = None if person.groups is None else {providers.group_key(g) for g in person.groups}
+    roles = {providers.group_key(r) for r in person.roles}
     changed = []
     for flag, values in rules:
-        if person.groups is not None:
-            wanted = not values.isdisjoint(person.groups)
-        elif not values.isdisjoint(person.roles):
+        if groups is not None:
+            wanted = not values.isdisjoint(groups)
+        elif not values.isdisjoint(roles):
             wanted = True  # an app role (never in overage) grants it
         elif not any(providers.is_guid(v) for v in values):
             # Values that are no group object IDs can only be app roles, and the roles

@@ -43,6 +43,31 @@ def is_guid(value: Any) -> bool:
     return isinstance(value, str) and bool(_GUID.match(value.lower()))
 
 
+def group_key(value: Any) -> str:
+    """A group or role value as compared with a connector's settings.
+
+    Group object IDs are GUIDs, which Entra sends lower-cased and its portal and
+    Graph compare without case: a mapping key pasted in capitals still matches.
+    Everything else (group names, app role values) is compared exactly.
+    """
+    text = str(value)
+    return text.lower() if is_guid(text) else text
+
+
+def folded_group_mapping(mapping: Any) -> dict[str, set[str]]:
+    """A connector's ``group_mapping`` keyed by ``group_key``: claim value → Django group names.
+
+    Two keys that differ only in the case of a GUID are one group; their targets add up.
+    """
+    folded: dict[str, set[str]] = {}
+    if not isinstance(mapping, dict):
+        return folded
+    for key, target in mapping.items():
+        names = {target} if isinstance(target, str) else {str(t) for t in target or []}
+        folded.setdefault(group_key(key), set()).update(names)
+    return folded
+
+
 def default_response_mode(provider: str) -> str:
     # Entra recommends form_post: the code never lands in a URL, history or logs.
     return "form_post" if provider == ENTRA_ID else "query"

@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -15,7 +16,7 @@ from django_entra_sso import provider_http
 from django_entra_sso.models import ClientKey
 from django_entra_sso.oidc import credentials
 from tests.fakeidp import FakeIdP
-from tests.helpers import make_connector
+from tests.helpers import SignIn, make_connector
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +127,48 @@ def test_graph_confirmed_membership_counts_whatever_case_the_settings_spell_it(
         assert user.groups.filter(name="Readers").exists()
     finally:
         graph.close()
+
+
+READERS_ID = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def test_a_group_id_pasted_in_capitals_still_maps_the_lower_case_claim(
+    fake_idp: FakeIdP, client: Any
+) -> None:
+    """Entra sends group object IDs lower-cased; a mapping key (or staff value saved
+    outside the admin) typed in capitals never matched, so the group was never granted."""
+    make_connector(
+        fake_idp,
+        "contoso",
+        domain="contoso.com",
+        group_mapping={READERS_ID.upper(): ["Readers"], "Admin": "Admins"},
+        staff_values=[READERS_ID.upper()],
+    )
+    sign_in = SignIn(client, fake_idp)
+    assert sign_in(groups=[READERS_ID], roles=["admin"]).status_code == 302
+    user = get_user_model().objects.get()
+    # GUIDs fold; names and app roles stay exact ("admin" is not "Admin").
+    assert sorted(user.groups.values_list("name", flat=True)) == ["Readers"]
+    assert user.is_staff
+    client.logout()
+    assert sign_in(groups=[]).status_code == 302
+    user.refresh_from_db()
+    assert not user.groups.exists()
+    assert not user.is_staff
+
+
+def test_a_scim_group_whose_id_is_mapped_in_capitals_grants_its_group(
+    fake_idp: FakeIdP,
+) -> None:
+    from tests.test_scim import Scim
+
+    connector = make_connector(
+        fake_idp,
+        "contoso",
+        domain="contoso.com",
+        group_mapping={READERS_ID.upper(): ["Readers"]},
+    )
+    scim = Scim(connector)
+    alice = scim.create_user()["id"]
+    scim.create_group("Entra readers", [alice], externalId=READERS_ID)
+    assert list(get_user_model().objects.get().groups.values_list("name", flat=True)) == ["Readers"]

@@ -19,6 +19,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from .. import providers
 from ..models import Connector, SCIMGroup, SCIMUser
 
 logger = logging.getLogger(__name__)
@@ -69,10 +70,11 @@ def sync_members(connector: Connector, link_ids: Iterable[int]) -> None:
     memberships = SCIMGroup.members.through.objects.filter(scimuser_id__in=users).values_list(
         "scimuser_id", "scimgroup__display_name", "scimgroup__external_id"
     )
+    folded = providers.folded_group_mapping(mapping)
     for link_id, display_name, external_id in memberships:
         for key in (display_name, external_id):
-            if key and key in mapping:
-                wanted[users[link_id]] |= _names(mapping[key]) & managed
+            if key and providers.group_key(key) in folded:
+                wanted[users[link_id]] |= folded[providers.group_key(key)] & managed
     groups = {g.name: g for g in Group.objects.filter(name__in=managed)}
     missing = {name for names in wanted.values() for name in names} - set(groups)
     if missing:
