@@ -111,10 +111,23 @@ def issuer_from_discovery_matches(provider: str, configured: str, discovered: st
         return True
     if not is_multi_tenant(provider, configured):
         return False
+    if not _same_origin(configured, discovered):
+        # The tenants' issuers belong to the server the connector names: a document on
+        # another host claiming Microsoft's issuers would let its keys sign tokens of
+        # any Microsoft tenant, keyed like that tenant's real sign-ins.
+        return False
     if entra_tenant_segment(configured) == "consumers":
         # Not templated: every token of ``consumers`` is of the personal accounts' tenant.
         return entra_tenant_segment(discovered) == MICROSOFT_PERSONAL_TENANT
-    return ENTRA_TENANT_PLACEHOLDER in discovered
+    return entra_tenant_segment(discovered) == ENTRA_TENANT_PLACEHOLDER
+
+
+def _same_origin(first: str, second: str) -> bool:
+    a, b = urlsplit(first), urlsplit(second)
+    return (a.scheme.lower(), (a.netloc or "").lower()) == (
+        b.scheme.lower(),
+        (b.netloc or "").lower(),
+    )
 
 
 def expected_token_issuer(

@@ -89,3 +89,19 @@ def forget_api_identity(instance: Any, **kwargs: Any) -> None:
 
     forget_identity(instance)
     transaction.on_commit(lambda: forget_identity(instance))  # as ``forget_api_connectors``
+
+
+@receiver(
+    post_save, sender="django_entra_sso.Connector", dispatch_uid="django_entra_sso.setup.enabled"
+)
+def end_setup_links_of_a_connector_switched_on(instance: Any, **kwargs: Any) -> None:
+    """A connector switched on is no setup link's any more, even once switched off again.
+
+    Links refuse to work while their connector is on; without this, switching it off
+    for maintenance would hand it back to whoever holds an old link.
+    """
+    if not instance.enabled:
+        return
+    from .setup.links import revoke_links_of_live_connector
+
+    revoke_links_of_live_connector(instance)

@@ -29,3 +29,8 @@ sso_setup_activated = Signal()
 #: (``ENTRA_SSO_SETUP_ACTIVATION = "site_owner"``).
 #: Arguments: ``request``, ``connector``, ``link``.
 sso_setup_activation_requested = Signal()
+
+#: A customer who had asked for activation changed the IdP values before the site's
+#: team switched the connector on: the request is withdrawn until they try again.
+#: Arguments: ``request``, ``connector``, ``link``.
+sso_setup_activation_withdrawn = Signal()

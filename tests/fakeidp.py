@@ -192,6 +192,16 @@ class FakeIdP:
         }
         claims.update(grant.claims)
         claims.update(self.token_overrides)
+        template = self.issuer_override or ""
+        if (
+            "{tenantid}" in template
+            and "iss" not in grant.claims
+            and "iss" not in self.token_overrides
+            and isinstance(claims.get("tid"), str)
+        ):
+            # As Entra's multi-tenant endpoints: the token's issuer is the template of
+            # the discovery document filled with the person's tenant.
+            claims["iss"] = template.replace("{tenantid}", claims["tid"])
         return {k: v for k, v in claims.items() if v is not None}
 
     def authorize(self, authorize_url: str, **claims: Any) -> dict[str, str]:

@@ -29,6 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TENANT = "5f2a0c1e-7b3d-4e8f-9a6b-1c2d3e4f5a6b"
 OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 ENTRA_TEMPLATE = "https://login.microsoftonline.com/{tenantid}/v2.0"
+ENTRA_TENANT_PLACEHOLDER = "{tenantid}"
 
 
 def require(reason: str | None) -> None:
@@ -77,12 +78,29 @@ def make_connector(
     return connector
 
 
+def entra_issuer(idp: FakeIdP, tenant: str) -> str:
+    """A tenant's v2.0 issuer at the fake IdP, shaped like Entra's ``<origin>/<tenant>/v2.0``
+    (``tenant="{tenantid}"`` gives the template of its multi-tenant documents)."""
+    return f"{idp.issuer}/{tenant}/v2.0"
+
+
+def make_entra_idp() -> FakeIdP:
+    """A fake IdP whose discovery document names Entra's ``{tenantid}`` template issuer,
+    on its own origin as Entra's is on ``login.microsoftonline.com``; its ID tokens'
+    ``iss`` is the template filled with their ``tid``."""
+    idp = FakeIdP()
+    idp.issuer_override = entra_issuer(idp, ENTRA_TENANT_PLACEHOLDER)
+    return idp
+
+
 def entra_common_connector(idp: FakeIdP, provider: str = "entra_id", **fields: Any) -> Connector:
     """A connector at the fake IdP's ``/common/v2.0``, whose discovery names the
     ``{tenantid}`` template issuer, as Entra ID's multi-tenant documents do.
     """
+    if idp.issuer_override is None:
+        idp.issuer_override = entra_issuer(idp, ENTRA_TENANT_PLACEHOLDER)
     doc = idp.discovery()
-    assert doc["issuer"] == ENTRA_TEMPLATE
+    assert doc["issuer"] == entra_issuer(idp, ENTRA_TENANT_PLACEHOLDER)
     idp.faults["/common/v2.0/.well-known/openid-configuration"] = Fault(
         body=json.dumps(doc).encode()
     )

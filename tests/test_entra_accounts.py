@@ -19,13 +19,14 @@ from django_entra_sso.oidc import adapter
 from django_entra_sso.oidc import client as oidc_client
 from tests.fakeidp import FakeIdP, Fault
 from tests.helpers import (
-    ENTRA_TEMPLATE,
     OTHER_TENANT,
     TENANT,
     SignIn,
     assert_refused,
     entra_common_connector,
+    entra_issuer,
     make_connector,
+    make_entra_idp,
     signed_in_user,
     verified_person,
 )
@@ -41,7 +42,8 @@ GUEST_UPN = "alice_contoso.com#EXT#@fabrikam.onmicrosoft.com"
 
 def tenant_claims(tid: str = TENANT, **more: Any) -> dict[str, Any]:
     """An Entra v2.0 ID token's claims for ``tid`` (the common issuer's template filled)."""
-    return {"iss": ENTRA_TEMPLATE.replace("{tenantid}", tid), "tid": tid, "oid": OID, **more}
+    # The fake IdP fills its template's tenant from tid, as Entra's iss is.
+    return {"tid": tid, "oid": OID, **more}
 
 
 def personal_claims(**more: Any) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def username_is_valid(username: str) -> bool:
 
 @pytest.fixture
 def entra_idp() -> Iterator[FakeIdP]:
-    idp = FakeIdP(issuer_override=ENTRA_TEMPLATE)
+    idp = make_entra_idp()
     yield idp
     idp.close()
 
@@ -147,7 +149,7 @@ def test_personal_accounts_sign_in_when_allowed_whatever_the_allow_list(
     assert sign_in_at(client, entra_idp, connector, **personal_claims()).status_code == 302
     identity = Identity.objects.get()
     assert identity.tenant_id == PERSONAL
-    assert identity.issuer == f"https://login.microsoftonline.com/{PERSONAL}/v2.0"
+    assert identity.issuer == entra_issuer(entra_idp, PERSONAL)
     assert signed_in_user(client).pk == identity.user_id
 
 
@@ -176,7 +178,8 @@ def test_another_providers_tenant_allow_list_is_exactly_the_list(
 @pytest.fixture
 def consumers_idp() -> Iterator[FakeIdP]:
     """The fake IdP answering as Entra's ``consumers`` endpoint does."""
-    idp = FakeIdP(issuer_override=f"https://login.microsoftonline.com/{PERSONAL}/v2.0")
+    idp = FakeIdP()
+    idp.issuer_override = entra_issuer(idp, PERSONAL)
     idp.faults["/consumers/v2.0/.well-known/openid-configuration"] = Fault(
         body=json.dumps(idp.discovery()).encode()
     )
@@ -196,7 +199,7 @@ def test_a_consumers_connector_signs_in_personal_accounts_only_when_allowed(
         allowed_tenants=[PERSONAL],
         allow_personal_accounts=allowed,
     )
-    claims = personal_claims(iss=f"https://login.microsoftonline.com/{PERSONAL}/v2.0")
+    claims = personal_claims(iss=entra_issuer(consumers_idp, PERSONAL))
     response = sign_in_at(client, consumers_idp, connector, **claims)
     if allowed:
         assert response.status_code == 302
@@ -280,6 +283,7 @@ def test_re_validation_ends_a_personal_accounts_session_once_they_are_refused(
     token = entra_idp.sign(
         {
             **tenant_claims(PERSONAL),
+            "iss": entra_issuer(entra_idp, PERSONAL),
             "aud": entra_idp.client_id,
             "sub": "subject-alice",
             "iat": now,

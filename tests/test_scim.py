@@ -740,14 +740,14 @@ def test_a_huge_start_index_is_an_empty_page(scim: Scim) -> None:
 def test_a_connector_of_several_tenants_never_links_by_scim(
     fake_idp: FakeIdP, client: Client
 ) -> None:
-    from tests.helpers import ENTRA_TEMPLATE, OTHER_TENANT, TENANT, entra_common_connector
+    from tests.helpers import OTHER_TENANT, TENANT, entra_common_connector, entra_issuer
 
-    fake_idp.issuer_override = ENTRA_TEMPLATE
+    fake_idp.issuer_override = entra_issuer(fake_idp, "{tenantid}")
     connector = entra_common_connector(
         fake_idp, allowed_tenants=[TENANT, OTHER_TENANT], domain="contoso.com"
     )
     Scim(connector).create_user("mallory@contoso.com", externalId="oid-alice")
-    claims = {"iss": ENTRA_TEMPLATE.replace("{tenantid}", TENANT), "tid": TENANT}
+    claims = {"iss": entra_issuer(fake_idp, TENANT), "tid": TENANT}
     response = SignIn(client, fake_idp)(slug=connector.slug, oid="oid-alice", **claims)
     assert response.status_code == 302
     assert User.objects.count() == 2  # not the account another tenant's SCIM client made

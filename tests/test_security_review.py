@@ -34,11 +34,11 @@ from django_entra_sso.oidc import adapter, flow
 from django_entra_sso.oidc.metadata import MetadataError, get_metadata
 from tests.fakeidp import FakeIdP, Fault
 from tests.helpers import (
-    ENTRA_TEMPLATE,
     TENANT,
     SignIn,
     assert_refused,
     entra_common_connector,
+    entra_issuer,
     logout_claims,
     logout_token,
     make_connector,
@@ -235,7 +235,7 @@ def test_finding_05_a_system_check_flags_existing_open_connectors(fake_idp: Fake
 def test_finding_05_an_open_multi_tenant_connector_with_domains_signs_nobody_in(
     client: Client, fake_idp: FakeIdP
 ) -> None:
-    fake_idp.issuer_override = ENTRA_TEMPLATE
+    fake_idp.issuer_override = entra_issuer(fake_idp, "{tenantid}")
     entra_common_connector(fake_idp, domain="contoso.com")
     response = client.post("/sso/login/", {"email": "alice@contoso.com"})
     assert_refused(client, response, code="misconfigured")

@@ -32,8 +32,10 @@ from tests.helpers import (
     OTHER_TENANT,
     TENANT,
     entra_common_connector,
+    entra_issuer,
     logout_claims,
     make_connector,
+    make_entra_idp,
 )
 
 pytestmark = pytest.mark.django_db
@@ -482,7 +484,7 @@ def test_critical_header_is_refused(fake_idp: FakeIdP, metadata: ProviderMetadat
 
 @pytest.fixture
 def entra_idp() -> Iterator[FakeIdP]:
-    idp = FakeIdP(issuer_override=ENTRA_TEMPLATE)
+    idp = make_entra_idp()
     yield idp
     idp.close()
 
@@ -490,15 +492,20 @@ def entra_idp() -> Iterator[FakeIdP]:
 @pytest.fixture
 def entra_metadata(entra_idp: FakeIdP) -> ProviderMetadata:
     metadata = get_metadata(entra_common_connector(entra_idp))
-    assert metadata.issuer == ENTRA_TEMPLATE
+    assert metadata.issuer == entra_issuer(entra_idp, "{tenantid}")
     assert metadata.jwks_uri == f"{entra_idp.issuer}/jwks"
     return metadata
+
+
+def entra_template(idp: FakeIdP) -> str:
+    """The issuer template the IdP's discovery names (Microsoft's for a hand-built one)."""
+    return idp.issuer_override or ENTRA_TEMPLATE
 
 
 def entra_claims(idp: FakeIdP, tid: str = TENANT, **overrides: Any) -> dict[str, Any]:
     return id_claims(
         idp,
-        iss=ENTRA_TEMPLATE.replace("{tenantid}", tid),
+        iss=entra_template(idp).replace("{tenantid}", tid),
         tid=tid,
         oid="00000000-0000-0000-0000-00000000a11c",
         **overrides,
@@ -524,7 +531,7 @@ def test_entra_issuer_of_another_tenant_than_the_tid_is_refused(
     entra_idp: FakeIdP, entra_metadata: ProviderMetadata
 ) -> None:
     claims = entra_claims(entra_idp)
-    claims["iss"] = ENTRA_TEMPLATE.replace("{tenantid}", OTHER_TENANT)
+    claims["iss"] = entra_issuer(entra_idp, OTHER_TENANT)
     assert refused(entra_idp.sign(claims), entra_idp, entra_metadata, provider="entra_id") == (
         "bad_iss"
     )

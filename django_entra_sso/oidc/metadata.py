@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -239,8 +240,23 @@ class ConnectionReport:
     problems: list[str] = field(default_factory=list)
 
 
-def check_connection(connector: Connector) -> ConnectionReport:
-    """Fetch discovery and JWKS afresh and say what was found, or why not."""
+def server_fetched_endpoints(metadata: ProviderMetadata) -> list[str]:
+    """The discovery document's URLs this site itself calls (not the browser's)."""
+    urls = [metadata.token_endpoint, metadata.jwks_uri, metadata.userinfo_endpoint or ""]
+    for name in ("introspection_endpoint", "revocation_endpoint"):
+        value = metadata.raw.get(name)
+        urls.append(value if isinstance(value, str) else "")
+    return [url for url in urls if url]
+
+
+def check_connection(
+    connector: Connector, *, endpoint_problem: Callable[[str], str | None] | None = None
+) -> ConnectionReport:
+    """Fetch discovery and JWKS afresh and say what was found, or why not.
+
+    ``endpoint_problem`` (the setup page's address rules) may refuse an endpoint the
+    document names before anything is fetched from it.
+    """
     url = discovery_url(connector.issuer)
     report = ConnectionReport(ok=False, discovery_url=url)
     try:
@@ -266,6 +282,12 @@ def check_connection(connector: Connector) -> ConnectionReport:
     report.end_session_endpoint = metadata.end_session_endpoint or ""
     report.response_modes_supported = metadata.response_modes_supported
     report.auth_methods_supported = metadata.token_endpoint_auth_methods_supported
+    if endpoint_problem is not None:
+        for endpoint in server_fetched_endpoints(metadata):
+            problem = endpoint_problem(endpoint)
+            if problem:
+                report.error = problem
+                return report
     try:
         report.signing_key_count = len(get_signing_keys(metadata, force=True))
     except MetadataError as exc:

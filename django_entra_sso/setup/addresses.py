@@ -7,14 +7,18 @@ report what answered (server-side request forgery). Staff still may (an IdP on
 the intranet is theirs to trust); a setup page refuses such addresses unless
 ``ENTRA_SSO_SETUP_ALLOW_PRIVATE_ADDRESSES`` is on (development, tests, the demo).
 
-The host's addresses are checked when the value is saved; a name that resolves
-elsewhere later (DNS rebinding) is the known limit of any check made before use.
+The host's addresses are checked when the value is saved, and the endpoints the
+issuer's discovery document names (token, JWKS, userinfo, introspection) before
+"Test connection" or "Try signing in" calls them; a name that resolves elsewhere
+later (DNS rebinding), or a document changed after the trial, is the known limit
+of any check made before use.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -57,4 +61,25 @@ def private_address_problem(url: str) -> str | None:
             continue
         if not address.is_global:
             return refused
+    return None
+
+
+def discovery_endpoints_problem(connector: Any) -> str | None:
+    """A sentence when the connector's discovery document names a private endpoint.
+
+    Reads the document through the metadata cache (the page just fetched it); a
+    document that cannot be read is left to the sign-in's own error.
+    """
+    if allowed() or connector.is_saml:
+        return None
+    from ..oidc.metadata import MetadataError, get_metadata, server_fetched_endpoints
+
+    try:
+        metadata = get_metadata(connector)
+    except MetadataError:
+        return None
+    for endpoint in server_fetched_endpoints(metadata):
+        problem = private_address_problem(endpoint)
+        if problem:
+            return problem
     return None

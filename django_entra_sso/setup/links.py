@@ -112,6 +112,16 @@ def revoke_links(
     return count
 
 
+def revoke_links_of_live_connector(connector: Connector) -> int:
+    """Stop the links of a connector that is on; audited when there were any."""
+    count = _revoke(connector, timezone.now())
+    if count:
+        record(
+            None, connector, "revoked", f"the connector was switched on; {count} link(s) revoked"
+        )
+    return count
+
+
 def usable_link(token: Any) -> SetupLink | None:
     """The usable link ``token`` opens, with its connector; ``None`` for anything else."""
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):

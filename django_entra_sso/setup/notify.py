@@ -15,7 +15,11 @@ from django.urls import NoReverseMatch, reverse
 
 from ..conf import app_settings
 from ..models import Connector, SetupLink
-from ..signals import sso_setup_activated, sso_setup_activation_requested
+from ..signals import (
+    sso_setup_activated,
+    sso_setup_activation_requested,
+    sso_setup_activation_withdrawn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,20 @@ def activation_requested(request: HttpRequest, connector: Connector, link: Setup
         f"[{request.get_host()}] {connector.name} asks to activate single sign-on",
         f"The customer finished setting up connector {connector.slug} ({connector.name}) and "
         "tried signing in successfully. Enable the connector in the admin to let their people in.",
+    )
+
+
+def activation_withdrawn(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
+    sso_setup_activation_withdrawn.send(
+        sender=Connector, request=request, connector=connector, link=link
+    )
+    _mail(
+        request,
+        connector,
+        f"[{request.get_host()}] {connector.name} withdrew its request to activate single sign-on",
+        f"The customer changed the identity provider values of connector {connector.slug} "
+        f"({connector.name}) after asking you to activate it. Do not enable it: the values it "
+        "holds now have not been tried. A new request will come when they try signing in again.",
     )
 
 

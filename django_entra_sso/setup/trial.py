@@ -25,6 +25,7 @@ from ..errors import MESSAGES, SignInError
 from ..models import Connector, SetupLink
 from ..validation import domain_of_email
 from ..verified import VerifiedSignIn
+from . import addresses
 from . import links as setup_links
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
     link.trying_fingerprint = setup_links.fingerprint(connector)
     link.save(update_fields=["trying_fingerprint"])
     try:
+        problem = addresses.discovery_endpoints_problem(connector)
+        if problem:
+            raise SignInError("misconfigured", problem)
         if connector.is_saml:
             outgoing = saml_adapter.start_sign_in(
                 request, connector, login_hint="", next_url=back, purpose="trial"

@@ -27,7 +27,7 @@ from .. import links as urls
 from ..conf import app_settings
 from ..keypairs import sha1_thumbprint
 from ..models import ClientKey, Connector, EmailDomain, SetupLink
-from . import domains, guides, notify, trial
+from . import addresses, domains, guides, notify, trial
 from . import links as setup_links
 from .forms import SetupForm
 
@@ -184,6 +184,7 @@ class SetupView(View):
             link.connector = Connector.objects.get(pk=connector.pk)
             return self.render(request, form, status=400)
         changed = form.save()
+        withdrawn = bool(changed) and link.activation_requested_at is not None
         if changed and (link.tried_at is not None or link.activation_requested_at is not None):
             # What was tried is not what is saved now: "Activate" (or the request to the
             # site's team) needs a new try.
@@ -194,9 +195,15 @@ class SetupView(View):
             request,
             connector,
             "saved",
-            "changed: " + (", ".join(changed) or "nothing"),
+            "changed: "
+            + (", ".join(changed) or "nothing")
+            + ("; activation request withdrawn" if withdrawn else ""),
             link=link,
         )
+        if withdrawn:
+            # The team may be about to switch on what they were asked to: tell them the
+            # values they would switch on are not the ones the customer tried.
+            notify.activation_withdrawn(request, connector, link)
         return self.render(request, SetupForm(connector), saved=True)
 
     def test(self, request: HttpRequest, token: str) -> HttpResponse:
@@ -205,7 +212,9 @@ class SetupView(View):
 
         connector = self.link.connector
         report: Any = (
-            check_saml_connection(connector) if connector.is_saml else check_connection(connector)
+            check_saml_connection(connector)
+            if connector.is_saml
+            else check_connection(connector, endpoint_problem=addresses.private_address_problem)
         )
         setup_links.record(
             request,
@@ -231,6 +240,13 @@ class SetupView(View):
 
     def add_domain(self, request: HttpRequest, token: str) -> HttpResponse:
         link = self.link
+        if not app_settings.REQUIRE_DOMAIN_VERIFICATION:
+            # Unproved domains route sign-ins on such a site: a link holder could take
+            # any domain no connector has yet, the site's own staff's included.
+            setup_links.record(
+                request, link.connector, "refused", "domains are the site's team's", link=link
+            )
+            return self.render(request, SetupForm(link.connector), status=403)
         form = domains.AddDomainForm(link.connector, request.POST)
         if not form.is_valid():
             setup_links.record(request, link.connector, "refused", "domain not added", link=link)
@@ -296,10 +312,10 @@ class SetupView(View):
                     link.save(update_fields=["activation_requested_at"])
                     setup_links.record(request, connector, "requested", "", link=link)
             else:
+                link.activated_at = now  # the link is used up (not revoked by switching on)
+                link.save(update_fields=["activated_at"])
                 connector.enabled = True
                 connector.save(update_fields=["enabled", "updated_at"])
-                link.activated_at = now  # the link is used up
-                link.save(update_fields=["activated_at"])
                 setup_links.record(request, connector, "activated", "connector enabled", link=link)
         if site_owner:
             if first:
@@ -342,6 +358,7 @@ class SetupView(View):
             "paste_values": paste_values(request, connector),
             "domains": domains.rows(connector, dns_check),
             "domain_form": domain_form or domains.AddDomainForm(connector),
+            "domains_by_site_team": not app_settings.REQUIRE_DOMAIN_VERIFICATION,
             "domain_added": domain_added,
             "site": request.get_host(),
             "has_secret": connector.has_client_secret,
