@@ -168,11 +168,27 @@ def normalize_domain(value: str) -> str:
             code="no_dot",
             params={"value": raw},
         )
-    if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels):
+    if (
+        len(ascii_domain) > 253
+        or not all(_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()  # an IPv4 address: no email domain
+        or not _a_labels_decode(labels)
+    ):
         raise ValidationError(
             _("“%(value)s” is not a valid domain name."), code="invalid", params={"value": raw}
         )
     return ascii_domain
+
+
+def _a_labels_decode(labels: list[str]) -> bool:
+    """Every ``xn--`` label is real punycode of a valid IDNA 2008 name (``xn--zz`` is not)."""
+    try:
+        for label in labels:
+            if label.startswith("xn--"):
+                idna.decode(label)
+    except (UnicodeError, idna.IDNAError):
+        return False
+    return True
 
 
 def domain_of_email(email: str) -> str | None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSError, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, TXT, DNSError, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 Mode = Literal["answer", "fail", "silent"]
@@ -45,6 +45,13 @@ class _TableResolver(BaseResolver):
         if mode == "fail" or name in self._server.failing_names():
             reply.header.rcode = RCODE.SERVFAIL
             return reply
+        target = self._server.alias_of(name)
+        if target is not None and request.q.qtype in (QTYPE.TXT, QTYPE.ANY, QTYPE.CNAME):
+            # As a recursive resolver answers: the CNAME, then the target's records.
+            reply.add_answer(RR(request.q.qname, QTYPE.CNAME, rdata=CNAME(target + "."), ttl=0))
+            for strings in self._server.records(target) or []:
+                reply.add_answer(RR(target + ".", QTYPE.TXT, rdata=TXT(list(strings)), ttl=0))
+            return reply
         records = self._server.records(name)
         if records is None:
             reply.header.rcode = RCODE.NXDOMAIN
@@ -70,6 +77,7 @@ class LoopbackDNSServer:
         self._table: dict[str, list[tuple[str, ...]]] = {}
         self._failing: set[str] = set()
         self._silent: set[str] = set()
+        self._aliases: dict[str, str] = {}
         self._servers: list[DNSServer] = []
         self._threads: list[threading.Thread] = []
         self.port = 0
@@ -90,6 +98,15 @@ class LoopbackDNSServer:
         with self._lock:
             self._table[_normalize(name)] = records
 
+    def set_cname(self, name: str, target: str) -> None:
+        """Make ``name`` an alias of ``target`` (whose TXT records ``set_txt`` publishes)."""
+        with self._lock:
+            self._aliases[_normalize(name)] = _normalize(target)
+
+    def alias_of(self, name: str) -> str | None:
+        with self._lock:
+            return self._aliases.get(name)
+
     def fail_at(self, name: str) -> None:
         """Answer SERVFAIL for ``name`` only, whatever the mode."""
         with self._lock:
@@ -106,6 +123,7 @@ class LoopbackDNSServer:
             self._table.clear()
             self._failing.clear()
             self._silent.clear()
+            self._aliases.clear()
         self.mode = "answer"
 
     def records(self, name: str) -> list[tuple[str, ...]] | None:

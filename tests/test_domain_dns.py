@@ -61,6 +61,21 @@ def test_record_at_the_subdomain_verifies(server: LoopbackDNSServer) -> None:
     assert result.message == "Found the record at _entra-sso.contoso.com."
 
 
+def test_a_record_reached_through_a_cname_does_not_verify(server: LoopbackDNSServer) -> None:
+    """A forgotten alias to a hosted service lets whoever publishes there prove the domain
+    (found by the second setup review): the record must be at the name itself."""
+    server.set_cname(SUBDOMAIN, "tenant-42.pages.hosting.example")
+    server.set_txt("tenant-42.pages.hosting.example", expected_record(TOKEN))
+
+    result = check_domain(DOMAIN, TOKEN)
+
+    assert not result.verified
+    assert not result.unreachable
+    assert "alias (CNAME)" in result.message
+    server.set_txt(DOMAIN, expected_record(TOKEN))
+    assert check_domain(DOMAIN, TOKEN).verified  # published at the domain itself: proved
+
+
 def test_domain_is_normalized_before_lookup(server: LoopbackDNSServer) -> None:
     server.set_txt(DOMAIN, expected_record(TOKEN))
 

@@ -168,6 +168,20 @@ def test_an_email_at_an_idn_domain_is_not_an_email_at_its_ascii_look_alike() -> 
     assert domain_of_email("kai@☃.net") is None  # a symbol IDNA 2003 let through
 
 
+@pytest.mark.parametrize("typed", ["1.2.3.4", "10.0.0.5", "xn--zz.com", "mail.xn--zz.example"])
+def test_ip_addresses_and_broken_punycode_are_no_email_domains(typed: str) -> None:
+    """Both were accepted (found by the second setup review); DNS proof made them harmless,
+    but an admin or setup page should say at once that they are no domains."""
+    from django.core.exceptions import ValidationError
+
+    from django_entra_sso.validation import domain_of_email, normalize_domain
+
+    with pytest.raises(ValidationError):
+        normalize_domain(typed)
+    assert domain_of_email(f"kai@{typed}") is None
+    assert normalize_domain("xn--bcher-kva.example") == "xn--bcher-kva.example"
+
+
 def test_email_domain_is_normalised_on_save_without_full_clean(
     saved_connector: Connector,
 ) -> None:

@@ -132,10 +132,11 @@ def check_domain(domain: str, token: str) -> DNSCheck:
     deadline = time.monotonic() + budget
     failure = ""  # the message for the first name that could not be asked
     other_token_at = ""
+    aliased_at = ""  # a name whose records were another name's, through a CNAME
     for name, qname in zip(names, qnames, strict=True):
         try:
             # Once the budget is spent dnspython raises LifetimeTimeout without asking.
-            values = _txt_values(resolver, qname, deadline - time.monotonic())
+            values, aliased = _txt_values(resolver, qname, deadline - time.monotonic())
         except dns.exception.Timeout:
             logger.info("Domain verification: the lookup of %s timed out.", name)
             failure = failure or _("The DNS lookup failed (timeout); try again later.")
@@ -152,6 +153,12 @@ def check_domain(domain: str, token: str) -> DNSCheck:
             logger.exception("Domain verification: the lookup of %s failed unexpectedly.", name)
             failure = failure or _("The DNS lookup failed; try again later.")
             continue
+        if aliased:
+            # A CNAME (or a wildcard one) hands the name's records to whoever controls
+            # its target: a forgotten alias to a hosted service would prove the domain
+            # for anyone who can publish there.
+            aliased_at = aliased_at or name
+            continue
         if any(hmac.compare_digest(value.encode(), expected) for value in values):
             logger.info("Domain verification: %s verified by the TXT record at %s.", domain, name)
             return DNSCheck(
@@ -164,6 +171,15 @@ def check_domain(domain: str, token: str) -> DNSCheck:
 
     if failure:
         return _unreachable(failure)
+    if aliased_at:
+        logger.info(
+            "Domain verification: %s is an alias (CNAME); its records do not count.", aliased_at
+        )
+        message = _(
+            "%(name)s is an alias (CNAME) of another name, so its records cannot prove this "
+            "domain. Publish the TXT record at %(domain)s, or at %(subdomain)s without a CNAME."
+        ) % {"name": aliased_at, "domain": names[0], "subdomain": names[1]}
+        return DNSCheck(verified=False, found_at="", message=message)
     if other_token_at:
         logger.info(
             "Domain verification: %s has a verification record at %s, but for another token.",
@@ -216,16 +232,18 @@ def _make_resolver(budget: float) -> dns.resolver.Resolver:
 
 def _txt_values(
     resolver: dns.resolver.Resolver, qname: dns.name.Name, lifetime: float
-) -> list[str]:
-    """The TXT records at ``qname`` as text; ``[]`` when the name or its TXT records don't exist."""
+) -> tuple[list[str], bool]:
+    """The TXT records at ``qname`` as text (``[]`` when the name or its TXT records don't
+    exist), and whether they were reached through an alias (CNAME or DNAME)."""
     try:
         answer = resolver.resolve(qname, dns.rdatatype.TXT, lifetime=lifetime, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.YXDOMAIN):
         # YXDOMAIN: a DNAME made the name too long, so it cannot exist either.
-        return []
+        return [], False
     # One TXT record may be split into several character-strings of at most 255
     # bytes each; a long record is meant to be read as their concatenation.
-    return [b"".join(rdata.strings).decode("utf-8", errors="replace").strip() for rdata in answer]
+    values = [b"".join(rdata.strings).decode("utf-8", errors="replace").strip() for rdata in answer]
+    return values, answer.canonical_name != qname
 
 
 def _unreachable(message: str) -> DNSCheck:
