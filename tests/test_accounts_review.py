@@ -3,16 +3,20 @@ people" across the ways in (2026-12-01). Each failed before its fix."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import Client
 
 from django_entra_sso import accounts
 from django_entra_sso.errors import SignInError
 from django_entra_sso.models import Connector, EmailDomain, Identity, SCIMUser
 from django_entra_sso.saml.attributes import person_from_assertion
-from tests.helpers import make_connector, verified_person
+from tests.fakeidp import FakeIdP
+from tests.helpers import SignIn, make_connector, verified_person
 from tests.test_scim import Scim
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +185,33 @@ def test_staff_hand_a_replaced_connectors_people_to_its_successor() -> None:
         accounts.user_for(verified_person(old, oid=OID, tid=ENTRA_A.split("/")[3], email=None))
     with pytest.raises(CommandError):
         call_command("sso_connector", "move-identities", "fabrikam", "fabrikam", stdout=out)
+
+
+def test_an_api_token_of_connector_b_never_resolves_to_a_user_of_connector_a(
+    client: Client, fake_idp: FakeIdP
+) -> None:
+    """Worse than a sign-in: B's own app holds tokens of A's people (they use B's product),
+    and one API call moved the identity, with no one signing in at the site."""
+    cache.clear()
+    a = make_connector(fake_idp, "contoso", domain="contoso.com")  # no API audiences
+    make_connector(fake_idp, "fabrikam", domain="fabrikam.com", api_audiences=["api://b"])
+    assert SignIn(client, fake_idp)().status_code == 302  # Alice, through A
+    client.logout()
+    alice = Identity.objects.get().user
+    now = int(time.time())
+    bearer = fake_idp.sign(
+        {
+            "iss": fake_idp.issuer,
+            "aud": "api://b",
+            "sub": "subject-alice",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "scp": "Books.Read",
+            "azp": "b-spa",
+        }
+    )
+    response = client.get("/api/plain/books/", HTTP_AUTHORIZATION=f"Bearer {bearer}")
+    assert response.status_code == 401
+    assert Identity.objects.get().connector_id == a.pk, "an API call moved the identity to B"
+    assert Identity.objects.get().user == alice
