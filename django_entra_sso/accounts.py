@@ -5,7 +5,9 @@ protocol, makes a network call or opens a transaction of its own beyond the
 savepoint that settles a race. The rules:
 
 - **Identity keying.** A person is the adapter's ``(issuer, subject)`` (for Entra
-  ID: tenant and object ID), stored as an ``Identity``; never the email.
+  ID: tenant and object ID), stored as an ``Identity``; never the email. An
+  identity is its connector's: another connector, even at the same issuer, never
+  reaches it (staff move identities with ``sso_connector move-identities``).
 - **Domain ownership.** A connector with email domains signs in only emails of
   its own domains; a domain that belongs to another connector is refused.
 - **Linking.** An existing account is attached by email only when the connector
@@ -17,7 +19,8 @@ savepoint that settles a race. The rules:
   (a claim mapping, ``preferred_username``) is never vouched for, so never links.
 - **Emails are stored only when vouched for**: the IdP says the email is verified,
   or its domain is one of the connector's own (the connector speaks for its
-  domains). Otherwise a user's email is left as it was.
+  domains). Otherwise a user's email is left as it was, and so is the email of an
+  account with a usable password (its password resets go there).
 - **Personal (consumer) accounts** (``VerifiedPerson.personal_account``) belong to no
   organisation: the connector's domains never vouch for their email, and they are
   never linked or matched to an existing or provisioned user.
@@ -35,9 +38,11 @@ savepoint that settles a race. The rules:
 - **One person, one account** with SCIM: a person the connector provisioned
   (``SCIMUser``) who signs in through the same connector is that user. The SCIM
   ``externalId`` is the IdP's identifier of the person, the subject its sign-ins
-  carry (Entra ID's object ID, ``oid``; Okta's user ID, ``sub``); a provisioned
-  user without an ``externalId`` is matched by ``userName`` equal to the sign-in's
-  email, only when the IdP vouches for the email and the user has no identity yet.
+  carry (Entra ID's object ID, ``oid``; Okta's user ID, ``sub``); otherwise a
+  provisioned user is matched by ``userName`` equal to the sign-in's email, only
+  when the IdP vouches for the email and the user has no identity yet. SCIM takes
+  over an account that signs in through its connector, never the site's own (staff,
+  superusers, people of another connector too).
 - **Groups by SCIM**: for a person a connector provisions, and once it provisions
   groups (``SCIMGroup``), SCIM keeps their mapped groups; their sign-ins leave them
   as they are. Everyone else's follow the token's claims as before.
@@ -129,18 +134,19 @@ def user_for(
         raise SignInError("refused", "The claims were refused by verify_claims().")
     found = _identity(person)
     created = False
-    if found is not None and found.connector_id != person.connector.pk and person.connector.is_saml:
-        # A SAML connector's issuer is the entity ID its metadata states, and metadata can
-        # be pasted or served from anywhere: nothing proves that IdP owns the name. An
-        # account first made through another connector is never reached through it.
+    if found is not None and found.connector_id != person.connector.pk:
+        # An identity is its connector's: never reached, nor taken, through another, even
+        # at the same issuer. Entra signs a tenant's people into any app registration,
+        # so a connector another customer set up at that tenant's issuer (with their own
+        # multi-tenant app) would otherwise take the person over, and with them their
+        # SCIM, email and flags. A SAML connector's issuer is whatever its metadata says.
+        # Staff move an identity in the admin when a company replaces its connector.
         raise SignInError(
             "wrong_organization",
             f"{person.connector.slug}: the identity belongs to connector {found.connector_id}",
         )
     if found is not None:
-        Identity.objects.filter(pk=found.pk).update(
-            last_seen=timezone.now(), connector=person.connector
-        )
+        Identity.objects.filter(pk=found.pk).update(last_seen=timezone.now())
         user = _usable(hooks, found.user)
         user = hooks.update_user(user, claims)
     else:
@@ -266,9 +272,13 @@ def linkable_user(person: VerifiedPerson) -> Any:
 def provisioned_user(person: VerifiedPerson) -> Any:
     """The user this connector's SCIM client provisioned for ``person``, if any.
 
-    By ``externalId`` = the sign-in's subject; else, for a provisioned user with
-    no ``externalId`` and no identity, by ``userName`` = the email the IdP vouches for,
-    of one of the connector's domains. Not for a connector several tenants sign in
+    By ``externalId`` = the sign-in's subject; else, for a provisioned user no one
+    signs in as yet, by ``userName`` = the email the IdP vouches for, of one of the
+    connector's domains. Whatever its ``externalId``: what the IdP pushes as the
+    person's ID is not always the subject its sign-ins carry (Okta's SAML NameID is
+    the username by default while its SCIM sends the user ID; a plain OIDC connector
+    at Entra gets the pairwise ``sub``, SCIM the object ID), and a second account
+    would survive the SCIM deactivation of the first. Not for a connector several tenants sign in
     through: a subject or an email means nothing without its tenant, and one
     tenant's SCIM client must not claim another tenant's people, nor a personal
     account (of no organisation) anyone's.
@@ -286,7 +296,7 @@ def provisioned_user(person: VerifiedPerson) -> Any:
         and person.connector.domains.trusted().filter(domain=domain).exists()
     ):
         link = (
-            links.filter(external_id="", user_name__iexact=person.email)
+            links.filter(user_name__iexact=person.email)
             .filter(user__sso_identities__isnull=True)
             .first()
         )
@@ -310,6 +320,15 @@ def user_signed_in_through(connector: Any, subject: str) -> Any:
         .first()
     )
     return identity.user if identity is not None else None
+
+
+def belongs_to_the_site(user: Any, connector: Any) -> bool:
+    """Is ``user`` more than this connector's person: the site's staff, or someone who
+    also signs in through another connector? A customer's SCIM may not take them over."""
+    return (
+        bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+        or Identity.objects.filter(user=user).exclude(connector=connector).exists()
+    )
 
 
 def _one_tenant(connector: Any) -> bool:
@@ -457,12 +476,18 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
 
 
 def apply_profile(user: Any, person: VerifiedPerson) -> list[str]:
-    """Copy names and (vouched-for) email from the IdP onto ``user``; the fields it changed."""
+    """Copy names and (vouched-for) email from the IdP onto ``user``; the fields it changed.
+
+    The email of an account that can sign in with a password is left alone: Django
+    sends its password resets there, and a customer's IdP must not be able to point
+    them at an address of its choosing (an account staff linked, a site's own staff).
+    """
+    keeps_email = bool(getattr(user, "pk", None)) and user.has_usable_password()
     values = {
         "first_name": person.given_name,
         "last_name": person.family_name,
         get_user_model().get_email_field_name(): (
-            person.email if email_is_vouched_for(person) else None
+            person.email if email_is_vouched_for(person) and not keeps_email else None
         ),
     }
     changed: list[str] = []

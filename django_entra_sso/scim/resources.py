@@ -241,6 +241,14 @@ def create_user(connector: Connector, doc: Any, request: HttpRequest | None = No
     link = SCIMUser(connector=connector)
     person = _person(connector, data, str(link.scim_id))
     user = accounts.user_signed_in_through(connector, data.external_id)
+    if user is not None and accounts.belongs_to_the_site(user, connector):
+        # An account staff linked to this person (or the site's own staff) is the
+        # site's: provisioning would hand its email, activity and groups to the IdP.
+        raise SCIMError(
+            409,
+            "This person's account is managed by the site's staff; ask them to provision it.",
+            "uniqueness",
+        )
     if user is not None:
         user = accounts.update_provisioned_user(user, person, active=data.active)
     else:

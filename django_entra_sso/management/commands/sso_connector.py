@@ -21,7 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from ...crypto import SecretDecryptionError, reencrypt_secret
-from ...models import ClientKey, Connector, EmailDomain
+from ...models import ClientKey, Connector, EmailDomain, Identity
 from ...oidc.metadata import check_connection
 from ...providers import PROVIDER_LABELS
 from ...validation import normalize_domain
@@ -127,6 +127,13 @@ class Command(BaseCommand):
         test.add_argument("slug")
         remove = sub.add_parser("remove", help="Remove a connector.")
         remove.add_argument("slug")
+        move = sub.add_parser(
+            "move-identities",
+            help="Hand the people of one connector to another of the same company (a "
+            "replaced connector): their SSO identities move, so they keep their accounts.",
+        )
+        move.add_argument("from_slug", metavar="FROM")
+        move.add_argument("to_slug", metavar="TO")
         certificate = sub.add_parser(
             "certificate",
             help="Print the connector's client certificate (private_key_jwt) to upload to the IdP.",
@@ -406,6 +413,26 @@ class Command(BaseCommand):
         connector = self._get(options["slug"])
         connector.delete()
         self.stdout.write(f"Removed connector {options['slug']}.")
+
+    def do_move_identities(self, options: dict[str, Any]) -> None:
+        # Sign-ins never move an identity between connectors (accounts.user_for): the
+        # site's staff say when two connectors are one company.
+        source, target = self._get(options["from_slug"]), self._get(options["to_slug"])
+        if source.pk == target.pk:
+            raise CommandError("FROM and TO are the same connector.")
+        if source.is_saml or target.is_saml:
+            raise CommandError(
+                "SAML identities are named after their connector and cannot move; people of "
+                "a SAML connector are linked again by verified email, or by staff."
+            )
+        with transaction.atomic():
+            moved = Identity.objects.filter(connector=source).update(connector=target)
+        self.stdout.write(
+            f"Moved {moved} identit{'y' if moved == 1 else 'ies'} from {source.slug} to "
+            f"{target.slug}. They sign in through {target.slug} only from now on; sign-ins "
+            f"through {target.slug} are matched by issuer and subject, so its issuer must be "
+            f"{source.slug}'s for them to find their accounts."
+        )
 
     def do_rotate_secrets(self, options: dict[str, Any]) -> None:
         count = 0
