@@ -85,7 +85,7 @@ def test_okta_saml_sign_in_lands_in_the_scim_provisioned_user() -> None:
         saml_metadata_xml="<x/>",
         issuer="http://www.okta.com/exk1",
     )
-    EmailDomain.objects.create(domain="acme.test", connector=okta)
+    EmailDomain.objects.create(domain="acme.test", connector=okta, verified_at=okta.created_at)
     scim = Scim(okta)
     doc = scim.create_user("alice@acme.test", externalId="00u1alice")  # Okta sends its user ID
     provisioned = SCIMUser.objects.get().user
