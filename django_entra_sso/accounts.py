@@ -323,10 +323,14 @@ def user_signed_in_through(connector: Any, subject: str) -> Any:
 
 
 def belongs_to_the_site(user: Any, connector: Any) -> bool:
-    """Is ``user`` more than this connector's person: the site's staff, or someone who
-    also signs in through another connector? A customer's SCIM may not take them over."""
+    """Is ``user`` more than this connector's person: staff or a superuser the site made
+    (not through this connector's own ``staff_values``/``superuser_values``), or someone
+    who also signs in through another connector? A customer's SCIM may not take them
+    over, change, deactivate or delete them."""
+    made_staff = getattr(user, "is_staff", False) and not connector.staff_values
+    made_superuser = getattr(user, "is_superuser", False) and not connector.superuser_values
     return (
-        bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+        bool(made_staff or made_superuser)
         or Identity.objects.filter(user=user).exclude(connector=connector).exists()
     )
 
@@ -377,14 +381,14 @@ def create_provisioned_user(
     return user
 
 
-def update_provisioned_user(user: Any, person: VerifiedPerson, *, active: bool) -> Any:
-    """Names, vouched-for email and ``is_active`` from the provisioning push.
+def update_provisioned_user(user: Any, person: VerifiedPerson, *, active: bool | None) -> Any:
+    """Names, vouched-for email and ``is_active`` (unless ``None``) from the provisioning push.
 
     Saved with ``save()``, so deactivating sends ``post_save`` and ``receivers``
     ends the user's SSO sessions.
     """
     changed = apply_profile(user, person)
-    if hasattr(user, "is_active") and user.is_active != active:
+    if active is not None and hasattr(user, "is_active") and user.is_active != active:
         user.is_active = active
         changed.append("is_active")
     if changed:

@@ -64,6 +64,9 @@ STATUS_PAGES = {
     "urn:oasis:names:tc:SAML:2.0:status:Responder": "server_error",
 }
 
+#: The Web Browser SSO profile's subject confirmation method (SAML profiles §4.1.4.2).
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -235,6 +238,14 @@ def _complete(
     except MessageRefused as exc:
         raise SignInError("invalid_token", str(exc)) from exc
     return _verified(connector, idp, endpoints, response, next_url=next_url, purpose=purpose)
+    return _verified(
+        connector,
+        idp,
+        endpoints,
+        response,
+        next_url=next_url,
+        in_response_to="" if unsolicited else posted.in_response_to,
+    )
 
 
 def _text(xml: str | bytes) -> str:
@@ -249,6 +260,7 @@ def _verified(
     *,
     next_url: str,
     purpose: str = "sign_in",
+    in_response_to: str,
 ) -> VerifiedSignIn:
     message = response.response
     assertions = list(response.assertions or [])
@@ -268,6 +280,10 @@ def _verified(
         raise SignInError("wrong_callback", "The assertion's issuer is not the IdP's.")
     _check_audience(assertion, endpoints)
     for confirmation in assertion.subject.subject_confirmation:
+        if confirmation.method != BEARER:
+            # The Web Browser SSO profile's only method; pysaml2 checks the times of
+            # bearer confirmations alone, so another method would skip them.
+            raise SignInError("invalid_token", f"SubjectConfirmation {confirmation.method!r}")
         data = confirmation.subject_confirmation_data
         if data is None or data.recipient != endpoints.acs:
             raise SignInError(
@@ -278,6 +294,19 @@ def _verified(
             # SAML profiles §4.1.4.2: a bearer confirmation has an end; without one the
             # assertion would outlive any replay cache.
             raise SignInError("invalid_token", "SubjectConfirmationData has no NotOnOrAfter.")
+        try:
+            ended = _epoch(data.not_on_or_after) < time.time() - app_settings.CLOCK_LEEWAY
+        except ValueError as exc:
+            raise SignInError("invalid_token", str(exc)) from exc
+        if ended:
+            raise SignInError("invalid_token", "The subject confirmation has ended.")
+        if (data.in_response_to or "") != in_response_to:
+            # pysaml2 compares this only for assertions it read before decrypting: an
+            # encrypted one answering another browser's request (or none) is refused here.
+            raise SignInError(
+                "invalid_state",
+                f"SubjectConfirmationData InResponseTo {str(data.in_response_to)[:80]!r}",
+            )
     _refuse_replay(connector, assertion)
     name_id = response.name_id
     attributes = _attributes(assertion)
@@ -592,5 +621,8 @@ def check_logout_response(
         return f"LogoutResponse refused: {exc!r}"[:500]
     if response is None:
         return "no LogoutResponse"
-    status = response.response.status.status_code.value
+    code = getattr(getattr(response.response, "status", None), "status_code", None)
+    if code is None:
+        return "no status"  # pysaml2 lets a LogoutResponse without Status through
+    status = code.value
     return "" if status == samlp.STATUS_SUCCESS else f"IdP status {status}"

@@ -153,10 +153,14 @@ def person_from_assertion(
         groups = frozenset(_values(attributes, attribute_names(connector, "groups")))
     claims: dict[str, object] = {name: list(values) for name, values in attributes.items()}
     claims["name_id"] = name_id
+    if len(subject) > 255:
+        # Cut to the column, two long NameIDs (DNs, URLs) sharing 255 characters would
+        # be one person: refused instead.
+        raise IdentityUnknown("The assertion's NameID is longer than 255 characters.")
     return VerifiedPerson(
         connector=connector,
         issuer=issuer,
-        subject=subject[:255],
+        subject=subject,
         claims=claims,
         email=_first(connector, attributes, "email"),
         # SAML has no email_verified. The IdP is the customer's own, trusted for its

@@ -128,8 +128,30 @@ def inspect_response(xml: str) -> PostedResponse:
     only = (plain or encrypted)[0]
     if only not in list(root):
         raise MessageRefused("The assertion is not a direct child of the Response.")
+    if encrypted:
+        refuse_outside_references(only)
     check_signature_placement(xml, root_tag=f"{{{SAMLP}}}Response")
     return posted
+
+
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+
+
+def refuse_outside_references(encrypted: Any) -> None:
+    """Refuse an encrypted assertion that points xmlsec1 anywhere but inside itself.
+
+    Decryption follows ``CipherReference`` and ``RetrievalMethod`` URIs (and runs their
+    transforms): anyone could post one, since the SP certificate that wraps the key
+    is public, and make this server fetch a URL or read ``file:///dev/zero``. The IdPs
+    put the cipher text inline (``CipherValue``) and refer to keys by ``#id``.
+    """
+    for element in encrypted.iter():
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if tag in (f"{{{XENC}}}CipherReference", f"{{{DS}}}Transforms"):
+            raise MessageRefused(f"The encrypted assertion holds a {tag.split('}')[-1]}.")
+        uri = element.get("URI")
+        if uri is not None and not uri.startswith("#"):
+            raise MessageRefused("The encrypted assertion refers to something outside itself.")
 
 
 #: Protocol messages that never nest inside another (a borrowed, IdP-signed one would).

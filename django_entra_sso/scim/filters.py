@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from django.db.models import Q
+from django.utils.dateparse import parse_datetime
 
 from .errors import SCIMError
 
@@ -256,6 +257,16 @@ class Field:
     lookup: str
     case_exact: bool = False
     convert: Callable[[Any], Any] | None = None
+
+
+def as_datetime(value: Any) -> Any:
+    """A SCIM dateTime (RFC 3339 text); ``ValueError`` for anything else (``gt 5``, ``true``)."""
+    if not isinstance(value, str):
+        raise ValueError("a dateTime is a string")
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError("not an RFC 3339 dateTime")
+    return parsed
 
 
 #: ``{multi-valued attribute: {sub-attribute: Field | callable(op, value) -> Q}}``.

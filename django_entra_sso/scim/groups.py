@@ -56,6 +56,19 @@ def managed_groups(connector: Connector) -> set[str]:
     return own - shared
 
 
+def _mapping_keys(display_name: str, external_id: str) -> list[str]:
+    """The mapping keys a SCIM group stands for.
+
+    Its ``externalId`` (Entra: the group's object ID), and its ``displayName`` only
+    when that is no object ID: a display name is whatever a group's owner renames it
+    to, and a group renamed to the administrators' object ID must not become them.
+    """
+    keys = [providers.group_key(external_id)] if external_id else []
+    if display_name and not providers.is_guid(display_name):
+        keys.append(providers.group_key(display_name))
+    return keys
+
+
 def sync_members(connector: Connector, link_ids: Iterable[int]) -> None:
     """Bring the mapped Django groups of these SCIM users in step with their SCIM groups."""
     link_ids = set(link_ids)
@@ -72,9 +85,9 @@ def sync_members(connector: Connector, link_ids: Iterable[int]) -> None:
     )
     folded = providers.folded_group_mapping(mapping)
     for link_id, display_name, external_id in memberships:
-        for key in (display_name, external_id):
-            if key and providers.group_key(key) in folded:
-                wanted[users[link_id]] |= folded[providers.group_key(key)] & managed
+        for key in _mapping_keys(display_name, external_id):
+            if key in folded:
+                wanted[users[link_id]] |= folded[key] & managed
     groups = {g.name: g for g in Group.objects.filter(name__in=managed)}
     missing = {name for names in wanted.values() for name in names} - set(groups)
     if missing:

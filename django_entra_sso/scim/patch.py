@@ -17,7 +17,9 @@ from typing import Any
 
 from .errors import SCIMError, bad_request
 from .filters import Path, matches, parse_path
-from .resources import ENTERPRISE_SCHEMA
+from .resources import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+
+_CORE_SCHEMAS = frozenset({USER_SCHEMA.lower(), GROUP_SCHEMA.lower()})
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -101,7 +103,12 @@ def _apply(
         if not isinstance(value, Mapping):
             raise bad_request("Without a path, value must be an object.", "invalidValue")
         for name, item in value.items():
-            # Entra ID: {"name.givenName": "A"}, or a schema URN's attributes.
+            if isinstance(item, Mapping) and name.lower() in _CORE_SCHEMAS:
+                # RFC 7644 §3.5.2: the core schema's URN names the resource itself
+                # ({"urn:…:core:2.0:User": {"active": false}} is a deactivation).
+                _apply(doc, op, None, item, multi_valued)
+                continue
+            # Entra ID: {"name.givenName": "A"}, or an extension schema's attributes.
             if isinstance(item, Mapping) and name.lower().startswith("urn:"):
                 ext = _get(doc, name.lower())
                 if not isinstance(ext, dict):

@@ -24,7 +24,7 @@ from ..models import Connector, SCIMGroup, SCIMUser
 from ..verified import VerifiedPerson
 from . import groups as group_sync
 from .errors import SCIMError, bad_request
-from .filters import Field
+from .filters import Field, as_datetime
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -111,8 +111,8 @@ USER_FIELDS: dict[str, Any] = {
     "active": Field("user__is_active", convert=lambda v: as_bool(v, "active")),
     "name.givenname": Field("user__first_name"),
     "name.familyname": Field("user__last_name"),
-    "meta.lastmodified": Field("modified_at"),
-    "meta.created": Field("created_at"),
+    "meta.lastmodified": Field("modified_at", convert=as_datetime),
+    "meta.created": Field("created_at", convert=as_datetime),
 }
 
 
@@ -136,7 +136,9 @@ USER_SUB_FIELDS: dict[str, dict[str, Any]] = {
 class UserInput:
     user_name: str
     external_id: str
-    active: bool
+    #: ``None`` when the document does not say: a new user is active, an existing
+    #: one stays as it is (a PUT or PATCH without ``active`` reactivates no one).
+    active: bool | None
     given_name: str
     family_name: str
     email: str
@@ -179,7 +181,7 @@ def read_user(doc: Any) -> UserInput:
     return UserInput(
         user_name=_text(doc, "username", required=True),
         external_id=_text(doc, "externalid"),
-        active=True if active is None else as_bool(active, "active"),
+        active=None if active is None else as_bool(active, "active"),
         given_name=_text(name, "givenname"),
         family_name=_text(name, "familyname"),
         email=_email(doc),
@@ -252,16 +254,31 @@ def create_user(connector: Connector, doc: Any, request: HttpRequest | None = No
     if user is not None:
         user = accounts.update_provisioned_user(user, person, active=data.active)
     else:
-        user = accounts.create_provisioned_user(person, active=data.active, request=request)
+        user = accounts.create_provisioned_user(
+            person, active=data.active is not False, request=request
+        )
     link.user = user
     _fill(link, data)
     link.save()
-    # A person taken over from sign-ins: their mapped groups now follow SCIM's.
-    group_sync.sync_members(connector, [link.pk])
+    if SCIMGroup.objects.filter(connector=connector).exists():
+        # A person taken over from sign-ins: their mapped groups now follow SCIM's (a
+        # connector that pushes no groups leaves them to the sign-ins' claims).
+        group_sync.sync_members(connector, [link.pk])
     return link
 
 
+def refuse_the_sites_own(link: SCIMUser) -> None:
+    """409 for a change to an account the site made its own after provisioning."""
+    if accounts.belongs_to_the_site(link.user, link.connector):
+        raise SCIMError(
+            409,
+            "This person's account is managed by the site's staff now; ask them to change it.",
+            "mutability",
+        )
+
+
 def replace_user(link: SCIMUser, doc: Any) -> SCIMUser:
+    refuse_the_sites_own(link)
     data = read_user(doc)
     _check_id(doc, link.scim_id)
     _check_unique(link.connector, data, link)
@@ -284,12 +301,16 @@ def _fill(link: SCIMUser, data: UserInput) -> None:
 def delete_user(link: SCIMUser) -> None:
     user = link.user
     connector = link.connector
+    the_sites = accounts.belongs_to_the_site(user, connector)
     # Out of its SCIM groups first, so that the Django groups they granted go too.
     link.groups.clear()
     group_sync.sync_members(connector, [link.pk])
     link.delete()
-    others = user.sso_identities.exclude(connector=connector).exists()
-    if app_settings.SCIM_DELETE == "delete" and not others:
+    if the_sites:
+        # Unprovisioned only: the account is the site's (staff made it an administrator,
+        # or the person signs in through another connector too).
+        return
+    if app_settings.SCIM_DELETE == "delete":
         user.delete()
         return
     if user.is_active:
@@ -323,8 +344,8 @@ GROUP_FIELDS: dict[str, Any] = {
     "id": Field("scim_id", convert=lambda v: uuid.UUID(str(v))),
     "displayname": Field("display_name"),
     "externalid": Field("external_id", case_exact=True),
-    "meta.lastmodified": Field("modified_at"),
-    "meta.created": Field("created_at"),
+    "meta.lastmodified": Field("modified_at", convert=as_datetime),
+    "meta.created": Field("created_at", convert=as_datetime),
 }
 
 
@@ -420,10 +441,18 @@ def create_group(connector: Connector, doc: Any) -> SCIMGroup:
     data = read_group(doc, members_required=False)
     _check_id(doc, None)
     _check_group_unique(connector, data, None)
+    first = not SCIMGroup.objects.filter(connector=connector).exists()
     group = SCIMGroup.objects.create(
         connector=connector, display_name=data.display_name, external_id=data.external_id
     )
     _set_members(group, data.members or set(), renamed=False)
+    if first:
+        # From now on SCIM keeps the mapped groups of everyone it provisions, and their
+        # sign-ins leave them alone: bring all of them in step once, or groups their
+        # claims granted before would never be taken away.
+        group_sync.sync_members(
+            connector, SCIMUser.objects.filter(connector=connector).values_list("pk", flat=True)
+        )
     return group
 
 
