@@ -237,13 +237,13 @@ def _complete(
         check_signature_placement(_text(response.xmlstr), root_tag=f"{{{SAMLP}}}Response")
     except MessageRefused as exc:
         raise SignInError("invalid_token", str(exc)) from exc
-    return _verified(connector, idp, endpoints, response, next_url=next_url, purpose=purpose)
     return _verified(
         connector,
         idp,
         endpoints,
         response,
         next_url=next_url,
+        purpose=purpose,
         in_response_to="" if unsolicited else posted.in_response_to,
     )
 
@@ -259,8 +259,8 @@ def _verified(
     response: Any,
     *,
     next_url: str,
-    purpose: str = "sign_in",
     in_response_to: str,
+    purpose: str = "sign_in",
 ) -> VerifiedSignIn:
     message = response.response
     assertions = list(response.assertions or [])
