@@ -58,6 +58,11 @@ def bind_session(
     if connector.revalidate_after or connector.max_session_age:
         now = time.time()
         session[VALIDATION_SESSION_KEY] = validation_state(connector, signed_in_at=now, at=now)
+    if idp_session.ends_at is not None:
+        # The IdP's limit on the session here: Django ends it then, on any engine.
+        left = max(int(idp_session.ends_at - time.time()), 1)
+        if left < session.get_expiry_age():
+            session.set_expiry(left)
     if session.session_key is None:
         session.save()
     return SSOSession.objects.create(

@@ -67,6 +67,9 @@ class IdPSession:
     #: A refresh token, when the IdP issued one: re-validation redeems it. Stored
     #: encrypted on the session's index row, never in the session itself.
     refresh_token: str = field(default="", repr=False)
+    #: When the IdP says the session here must end at the latest (SAML's
+    #: ``SessionNotOnOrAfter``), seconds since the epoch; ``None`` when it says nothing.
+    ends_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,23 @@ def test_an_expired_sender_vouches_assertion_is_refused(
     assert response.status_code != 302, "an assertion that expired an hour ago signed in"
 
 
+# -- 3b. SessionNotOnOrAfter ----------------------------------------------------------------
+
+
+def test_the_session_ends_when_the_idp_says_it_does(
+    client: Client, idp: FakeSAMLIdP, acme: Connector
+) -> None:
+    """AuthnStatement/@SessionNotOnOrAfter: the IdP's limit on the session at the SP
+    (SAML core 2.7.2). It was ignored: the Django session lived its own full age."""
+    ends = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+    assert sign_in(client, idp, session_not_on_or_after=ends).status_code == 302
+    expiry = client.session.get_expiry_date()
+    assert expiry <= ends + dt.timedelta(seconds=60), (
+        f"the IdP ended the session at {ends:%H:%M:%S}; Django keeps it until {expiry}"
+    )
+    assert expiry >= ends - dt.timedelta(seconds=60)
+
+
 # -- 4. A LogoutResponse without Status: a 500 for anyone ------------------------------------
 
 

@@ -321,14 +321,22 @@ def _verified(
     except IdentityUnknown as exc:
         raise SignInError("invalid_token", str(exc)) from exc
     session_index = ""
+    ends_at = None
     if assertion.authn_statement:
         session_index = assertion.authn_statement[0].session_index or ""
+        limit = assertion.authn_statement[0].session_not_on_or_after
+        if limit:
+            try:
+                ends_at = _epoch(limit)
+            except ValueError as exc:
+                raise SignInError("invalid_token", str(exc)) from exc
     return VerifiedSignIn(
         person=person,
         idp_session=IdPSession(
             sid=session_index[:255],
             subject=(name_id.text or "").strip()[:255] if name_id is not None else "",
             sign_out=_sign_out_hints(name_id, session_index),
+            ends_at=ends_at,
         ),
         next_url=next_url,
         purpose=purpose,
