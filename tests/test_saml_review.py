@@ -21,6 +21,7 @@ from tests.test_saml import (  # noqa: F401 - fixtures
     ALICE,
     SLS,
     SP,
+    _signed_in,
     acme,
     answer,
     idp,
@@ -35,9 +36,22 @@ User = get_user_model()
 VICTIM = "00000000-persistent-id"
 
 
-def _signed_in(client: Client, idp: FakeSAMLIdP) -> None:
-    assert sign_in(client, idp, session_index="_s-1").status_code == 302
-    assert client.get("/private/").status_code == 200
+def _saml_sign_in(client: Client, connector_slug: str, fake: FakeSAMLIdP, **kwargs: Any) -> Any:
+    from tests.saml_fake_idp import read_redirect_request, request_id
+
+    response = client.get(f"/sso/login/?connector={connector_slug}")
+    xml, params = read_redirect_request(response["Location"])
+    forged = fake.response(
+        destination=f"http://testserver/sso/saml/acs/{connector_slug}/",
+        audience=f"http://testserver/sso/saml/metadata/{connector_slug}/",
+        in_response_to=request_id(xml),
+        **kwargs,
+    )
+    posted = client.post(
+        f"/sso/saml/acs/{connector_slug}/",
+        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
+    )
+    return client.get(posted["Location"])
 
 
 # -- 1. Redirect-binding SLO: signature checked over the first SAMLRequest, the last is used ---
@@ -73,22 +87,13 @@ def test_another_connectors_idp_cannot_sign_in_as_this_connectors_user(
     )
     EmailDomain.objects.create(domain="evil.test", connector=evil)
     attacker = Client()
-    response = attacker.get("/sso/login/?connector=evil")
-    from tests.saml_fake_idp import read_redirect_request, request_id
-
-    xml, params = read_redirect_request(response["Location"])
-    forged = evil_idp.response(
-        destination="http://testserver/sso/saml/acs/evil/",
-        audience="http://testserver/sso/saml/metadata/evil/",
-        in_response_to=request_id(xml),
+    _saml_sign_in(
+        attacker,
+        "evil",
+        evil_idp,
         name_id=VICTIM,  # the acme user's NameID; no email attribute at all
         attributes={"firstName": ["Mallory"]},
     )
-    posted = attacker.post(
-        "/sso/saml/acs/evil/",
-        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
-    )
-    attacker.get(posted["Location"])
     assert attacker.get("/private/").content != f"signed in as {victim.username}".encode(), (
         "connector evil's IdP signed in as acme's user"
     )
@@ -126,25 +131,16 @@ def test_an_entra_saml_connector_checks_the_tenant_claim_against_its_idp(
         saml_metadata_xml=evil_idp.metadata_xml(),
     )
     EmailDomain.objects.create(domain="evil.test", connector=evil)
-    from tests.saml_fake_idp import read_redirect_request, request_id
-
-    response = client.get("/sso/login/?connector=evil")
-    xml, params = read_redirect_request(response["Location"])
-    forged = evil_idp.response(
-        destination="http://testserver/sso/saml/acs/evil/",
-        audience="http://testserver/sso/saml/metadata/evil/",
-        in_response_to=request_id(xml),
+    _saml_sign_in(
+        client,
+        "evil",
+        evil_idp,
         name_id="whatever",
         attributes={
             "http://schemas.microsoft.com/identity/claims/tenantid": [tenant],
             "http://schemas.microsoft.com/identity/claims/objectidentifier": [oid],
         },
     )
-    posted = client.post(
-        "/sso/saml/acs/evil/",
-        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
-    )
-    client.get(posted["Location"])
     assert client.get("/private/").content != b"signed in as ceo", (
         "a SAML IdP that is not Entra signed in as an Entra tenant's OIDC user"
     )
@@ -469,45 +465,18 @@ def test_an_entra_tenants_saml_idp_never_reaches_accounts_made_by_another_connec
         saml_metadata_xml=entra_like.metadata_xml(),
     )
     EmailDomain.objects.create(domain="contoso-saml.test", connector=saml)
-    from tests.saml_fake_idp import read_redirect_request, request_id
-
-    response = client.get("/sso/login/?connector=contoso-saml")
-    xml, params = read_redirect_request(response["Location"])
-    forged = entra_like.response(
-        destination="http://testserver/sso/saml/acs/contoso-saml/",
-        audience="http://testserver/sso/saml/metadata/contoso-saml/",
-        in_response_to=request_id(xml),
+    _saml_sign_in(
+        client,
+        "contoso-saml",
+        entra_like,
         name_id="whatever",
         attributes={
             "http://schemas.microsoft.com/identity/claims/tenantid": [tenant],
             "http://schemas.microsoft.com/identity/claims/objectidentifier": [oid],
         },
     )
-    posted = client.post(
-        "/sso/saml/acs/contoso-saml/",
-        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
-    )
-    client.get(posted["Location"])  # the ACS hands the POST over to a GET
     assert client.get("/private/").content != b"signed in as ceo"
     assert Identity.objects.get(user=victim).connector_id == oidc.pk
-
-
-def _saml_sign_in(client: Client, connector_slug: str, fake: FakeSAMLIdP, **kwargs: Any) -> Any:
-    from tests.saml_fake_idp import read_redirect_request, request_id
-
-    response = client.get(f"/sso/login/?connector={connector_slug}")
-    xml, params = read_redirect_request(response["Location"])
-    forged = fake.response(
-        destination=f"http://testserver/sso/saml/acs/{connector_slug}/",
-        audience=f"http://testserver/sso/saml/metadata/{connector_slug}/",
-        in_response_to=request_id(xml),
-        **kwargs,
-    )
-    posted = client.post(
-        f"/sso/saml/acs/{connector_slug}/",
-        {"SAMLResponse": post_form_value(forged), "RelayState": params["RelayState"]},
-    )
-    return client.get(posted["Location"])
 
 
 # -- a second review, of the fixes ------------------------------------------------------------
