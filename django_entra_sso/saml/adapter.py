@@ -39,7 +39,7 @@ from ..models import Connector, UsedSAMLMessage
 from ..verified import IdPSession, VerifiedSignIn
 from . import flow, redirect, replay
 from .attributes import IdentityUnknown, person_from_assertion
-from .client import SAMLConfigError, SPEndpoints, saml_client
+from .client import SAMLConfigError, SPEndpoints, saml_client, timed_out
 from .keys import signing_key
 from .messages import (
     SAMLP,
@@ -212,9 +212,11 @@ def _complete(
         raise SignInError("idp_error", f"IdP status: {exc}") from exc
     except UnsolicitedResponse as exc:
         raise SignInError("invalid_state", f"unsolicited: {exc}") from exc
-    except (SignatureError, UnravelError) as exc:
-        raise SignInError("invalid_token", f"signature: {exc!r}") from exc
     except Exception as exc:
+        if timed_out(exc):  # our side's trouble, not a forged Response
+            raise SignInError("unavailable", f"Response not checked: {exc!r}") from exc
+        if isinstance(exc, (SignatureError, UnravelError)):
+            raise SignInError("invalid_token", f"signature: {exc!r}") from exc
         raise SignInError("invalid_token", f"Response refused: {exc!r}"[:500]) from exc
     if response is None:
         raise SignInError("invalid_token", "pysaml2 found no Response")
