@@ -36,6 +36,17 @@ User = get_user_model()
 VICTIM = "00000000-persistent-id"
 
 
+def _saml_connector(
+    slug: str, name: str, fake: FakeSAMLIdP, domain: str, **fields: Any
+) -> Connector:
+    """A SAML connector trusting ``fake``'s metadata, with one email domain."""
+    connector = Connector.objects.create(
+        slug=slug, name=name, protocol="saml", saml_metadata_xml=fake.metadata_xml(), **fields
+    )
+    EmailDomain.objects.create(domain=domain, connector=connector)
+    return connector
+
+
 def _saml_sign_in(client: Client, connector_slug: str, fake: FakeSAMLIdP, **kwargs: Any) -> Any:
     from tests.saml_fake_idp import read_redirect_request, request_id
 
@@ -82,10 +93,7 @@ def test_another_connectors_idp_cannot_sign_in_as_this_connectors_user(
     # Customer "evil" has its own connector and domain, and its own IdP and key; its
     # metadata (pasted, or fetched from its URL at any later time) claims acme's entityID.
     evil_idp = FakeSAMLIdP(entity_id=idp.entity_id, key=make_key_pair("Evil IdP"))
-    evil = Connector.objects.create(
-        slug="evil", name="Evil", protocol="saml", saml_metadata_xml=evil_idp.metadata_xml()
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test")
     attacker = Client()
     _saml_sign_in(
         attacker,
@@ -123,14 +131,7 @@ def test_an_entra_saml_connector_checks_the_tenant_claim_against_its_idp(
         user=victim,
     )
     evil_idp = FakeSAMLIdP(entity_id="https://idp.evil.test/saml", key=make_key_pair("Evil"))
-    evil = Connector.objects.create(
-        slug="evil",
-        name="Evil",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=evil_idp.metadata_xml(),
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test", provider="entra_id")
     _saml_sign_in(
         client,
         "evil",
@@ -458,14 +459,9 @@ def test_an_entra_tenants_saml_idp_never_reaches_accounts_made_by_another_connec
     entra_like = FakeSAMLIdP(
         entity_id=f"https://sts.windows.net/{tenant}/", key=make_key_pair("Not Microsoft")
     )
-    saml = Connector.objects.create(
-        slug="contoso-saml",
-        name="Contoso SAML",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=entra_like.metadata_xml(),
+    _saml_connector(
+        "contoso-saml", "Contoso SAML", entra_like, "contoso-saml.test", provider="entra_id"
     )
-    EmailDomain.objects.create(domain="contoso-saml.test", connector=saml)
     _saml_sign_in(
         client,
         "contoso-saml",
@@ -499,14 +495,7 @@ def test_a_fake_entra_saml_connector_cannot_pre_hijack_a_tenants_oidc_account(
         domain="contoso.com",
     )
     fake = FakeSAMLIdP(entity_id=f"https://sts.windows.net/{tenant}/", key=make_key_pair("Evil"))
-    evil = Connector.objects.create(
-        slug="evil",
-        name="Evil",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=fake.metadata_xml(),
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", fake, "evil.test", provider="entra_id")
     attacker = Client()
     response = _saml_sign_in(
         attacker,
@@ -538,10 +527,7 @@ def test_a_fake_saml_connector_cannot_lock_a_person_out_of_their_own_connector(
     """Another connector claiming acme's entity ID signs in first as the victim's NameID:
     acme's real sign-in of that person still works, into an account of its own."""
     evil_idp = FakeSAMLIdP(entity_id=idp.entity_id, key=make_key_pair("Evil IdP"))
-    evil = Connector.objects.create(
-        slug="evil", name="Evil", protocol="saml", saml_metadata_xml=evil_idp.metadata_xml()
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test")
     planted = _saml_sign_in(
         Client(), "evil", evil_idp, name_id="00000000-persistent-id", attributes={}
     )
