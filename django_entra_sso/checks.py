@@ -115,7 +115,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_entra_sso.E006",
             )
         )
-    for name in ("HTTP_TIMEOUT", "LOGIN_TIMEOUT", "METADATA_CACHE_TTL", "MAX_PENDING_LOGINS"):
+    for name in (
+        "HTTP_TIMEOUT",
+        "LOGIN_TIMEOUT",
+        "METADATA_CACHE_TTL",
+        "MAX_PENDING_LOGINS",
+        "XMLSEC_TIMEOUT",
+    ):
         try:
             value = getattr(app_settings, name)
         except (TypeError, ValueError):
@@ -215,6 +221,7 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
                         id="django_entra_sso.E009",
                     )
                 )
+        warnings += _api_issuers_shared(connectors)
         for connector, problem in problems:
             if problem:
                 warnings.append(
@@ -230,6 +237,25 @@ def check_connectors(app_configs: Any = None, databases: Any = None, **kwargs: A
                     )
                 )
     return warnings
+
+
+def _api_issuers_shared(connectors: list[Any]) -> list[Any]:
+    """Enabled connectors that take API tokens under one issuer: a token names its issuer
+    only, so neither knows the token is its own, and the API refuses them all."""
+    by_issuer: dict[str, list[str]] = {}
+    for connector in connectors:
+        if connector.enabled and not connector.is_saml and connector.api_audiences:
+            by_issuer.setdefault(connector.issuer, []).append(connector.slug)
+    return [
+        Warning(
+            f"Connectors {', '.join(slugs)} take API tokens from one issuer ({issuer}); "
+            "the API refuses that issuer's tokens, since it cannot tell whose they are.",
+            hint="Leave API audiences on one of them only (each connector's admin page).",
+            id="django_entra_sso.W006",
+        )
+        for issuer, slugs in sorted(by_issuer.items())
+        if len(slugs) > 1
+    ]
 
 
 #: Client certificates (private_key_jwt) this close to their end get W005.

@@ -171,6 +171,11 @@ class AppSettings:
         return str(self._get("XMLSEC_BINARY", "") or "")
 
     @property
+    def XMLSEC_TIMEOUT(self) -> float:
+        """Seconds one ``xmlsec1`` run (a signature check, a decryption) may take."""
+        return float(self._get("XMLSEC_TIMEOUT", 10))
+
+    @property
     def SAML_MAX_RESPONSE_BYTES(self) -> int:
         """The largest SAML message accepted (as posted, base64); bigger ones are refused."""
         return int(self._get("SAML_MAX_RESPONSE_BYTES", 512 * 1024))

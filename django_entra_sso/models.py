@@ -805,6 +805,45 @@ class SignInEvent(models.Model):
         return f"{self.get_kind_display()} {self.get_outcome_display()} ({self.connector_slug})"
 
 
+class UsedSAMLMessage(models.Model):
+    """A SAML assertion or LogoutRequest ID already accepted from a connector's IdP.
+
+    Kept in the database, not the cache: a cache may evict an entry to make room (LocMem
+    keeps 300, Redis under ``maxmemory``), and anonymous ACS posts can fill it, so a
+    marker there could vanish while its assertion is still valid, and an unsolicited
+    assertion could sign in twice. Rows live until ``expires_at``, when the message is
+    refused on its times anyway; ``sso_clear_sessions`` and each new marker prune them.
+    """
+
+    ASSERTION = "assertion"
+    LOGOUT_REQUEST = "logout_request"
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="+", verbose_name=_("connector")
+    )
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=[(ASSERTION, _("assertion")), (LOGOUT_REQUEST, _("LogoutRequest"))],
+    )
+    #: SHA-256 of the message's ID: IDs are the IdP's and of any length.
+    message_digest = models.CharField(_("message ID (SHA-256)"), max_length=64)
+    expires_at = models.DateTimeField(_("remembered until"))
+
+    class Meta:
+        verbose_name = _("used SAML message")
+        verbose_name_plural = _("used SAML messages")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "kind", "message_digest"], name="entra_sso_saml_used_once"
+            )
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="entra_sso_saml_used_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_digest[:12]} ({self.connector_id})"
+
+
 # -- SCIM provisioning (``scim/``) ---------------------------------------------------------
 
 

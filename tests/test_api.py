@@ -16,6 +16,7 @@ import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.checks import run_checks
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -367,6 +368,23 @@ def test_a_known_caller_costs_one_query_by_primary_key_and_forgetting_works(
 def test_two_connectors_of_one_issuer_take_no_tokens(fake_idp: FakeIdP, books: Connector) -> None:
     make_connector(fake_idp, "contoso-two", api_audiences=[API])
     assert connectors.connector_for_token(token(fake_idp)) is None
+
+
+def test_two_connectors_taking_tokens_of_one_issuer_are_a_check_warning(
+    fake_idp: FakeIdP, books: Connector
+) -> None:
+    def warned() -> list[str]:
+        return [m.msg for m in run_checks(databases=["default"]) if m.id == "django_entra_sso.W006"]
+
+    two = make_connector(fake_idp, "contoso-two")  # no API audiences: not a taker
+    assert warned() == []
+    two.api_audiences = [API]
+    two.save()
+    (message,) = warned()
+    assert "contoso-two" in message and books.slug in message and fake_idp.issuer in message
+    two.enabled = False
+    two.save()
+    assert warned() == []
 
 
 # -- Entra issuers ----------------------------------------------------------------------------

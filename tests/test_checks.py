@@ -125,7 +125,8 @@ def test_e006_authentication_middleware_missing() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["HTTP_TIMEOUT", "LOGIN_TIMEOUT", "METADATA_CACHE_TTL", "MAX_PENDING_LOGINS"]
+    "name",
+    ["HTTP_TIMEOUT", "LOGIN_TIMEOUT", "METADATA_CACHE_TTL", "MAX_PENDING_LOGINS", "XMLSEC_TIMEOUT"],
 )
 @pytest.mark.parametrize("value", [0, -5, "soon"])
 def test_e007_non_positive_or_non_numeric_setting(name: str, value: Any) -> None:
@@ -194,5 +195,6 @@ def test_every_check_id_in_the_module_is_tested() -> None:
         "django_entra_sso.W004",  # test_revalidation.py
         "django_entra_sso.E009",  # test_saml_setup.py
         "django_entra_sso.W005",  # test_client_certificates.py
+        "django_entra_sso.W006",  # test_api.py
     }
     assert declared == tested

@@ -23,8 +23,8 @@ def test_domains_from_before_verification_are_verified_by_hand_each_with_its_own
 
     app = "django_entra_sso"
     executor = MigrationExecutor(connection)
-    executor.migrate([(app, "0009_api_tokens")])
-    old = executor.loader.project_state([(app, "0009_api_tokens")]).apps
+    executor.migrate([(app, "0010_saml_replay_register")])
+    old = executor.loader.project_state([(app, "0010_saml_replay_register")]).apps
     connector = old.get_model(app, "Connector").objects.create(
         slug="contoso", name="Contoso", issuer="https://login.contoso.example", client_id="c"
     )
@@ -34,8 +34,8 @@ def test_domains_from_before_verification_are_verified_by_hand_each_with_its_own
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate([(app, "0010_setup_links")])
-    new = executor.loader.project_state([(app, "0010_setup_links")]).apps
+    executor.migrate([(app, "0011_setup_links")])
+    new = executor.loader.project_state([(app, "0011_setup_links")]).apps
     rows = list(new.get_model(app, "EmailDomain").objects.order_by("domain"))
     assert [r.verification_method for r in rows] == ["manual", "manual"]
     assert all(r.verified_at is not None for r in rows)

@@ -36,6 +36,17 @@ User = get_user_model()
 VICTIM = "00000000-persistent-id"
 
 
+def _saml_connector(
+    slug: str, name: str, fake: FakeSAMLIdP, domain: str, **fields: Any
+) -> Connector:
+    """A SAML connector trusting ``fake``'s metadata, with one email domain."""
+    connector = Connector.objects.create(
+        slug=slug, name=name, protocol="saml", saml_metadata_xml=fake.metadata_xml(), **fields
+    )
+    EmailDomain.objects.create(domain=domain, connector=connector)
+    return connector
+
+
 def _saml_sign_in(client: Client, connector_slug: str, fake: FakeSAMLIdP, **kwargs: Any) -> Any:
     from tests.saml_fake_idp import read_redirect_request, request_id
 
@@ -82,10 +93,7 @@ def test_another_connectors_idp_cannot_sign_in_as_this_connectors_user(
     # Customer "evil" has its own connector and domain, and its own IdP and key; its
     # metadata (pasted, or fetched from its URL at any later time) claims acme's entityID.
     evil_idp = FakeSAMLIdP(entity_id=idp.entity_id, key=make_key_pair("Evil IdP"))
-    evil = Connector.objects.create(
-        slug="evil", name="Evil", protocol="saml", saml_metadata_xml=evil_idp.metadata_xml()
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test")
     attacker = Client()
     _saml_sign_in(
         attacker,
@@ -123,14 +131,7 @@ def test_an_entra_saml_connector_checks_the_tenant_claim_against_its_idp(
         user=victim,
     )
     evil_idp = FakeSAMLIdP(entity_id="https://idp.evil.test/saml", key=make_key_pair("Evil"))
-    evil = Connector.objects.create(
-        slug="evil",
-        name="Evil",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=evil_idp.metadata_xml(),
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test", provider="entra_id")
     _saml_sign_in(
         client,
         "evil",
@@ -393,23 +394,24 @@ def test_the_replay_cache_outlives_the_assertion(
     SubjectConfirmationData is valid for 6 h was remembered for 7 minutes only."""
     import datetime as dt
 
-    from django_entra_sso.saml import adapter
+    from django_entra_sso.saml import replay
 
-    ttls: list[int] = []
-    real = adapter.sso_cache
+    remembered: list[int] = []
+    real = replay.first_use
 
-    class Spy:
-        def add(self, key: str, value: Any, ttl: int) -> bool:
-            ttls.append(ttl)
-            return bool(real().add(key, value, ttl))
+    def spy(connector: Connector, kind: Any, message_id: str, remember_for: int) -> bool:
+        remembered.append(remember_for)
+        return real(connector, kind, message_id, remember_for)
 
-    monkeypatch.setattr(adapter, "sso_cache", lambda: Spy())
+    monkeypatch.setattr(replay, "first_use", spy)
     acme.allow_idp_initiated = True
     acme.save()
     six_hours = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=6)
     xml = answer(idp, None, subject_not_on_or_after=six_hours)
     assert post(Client(), xml).status_code == 302
-    assert ttls and ttls[0] >= 6 * 3600 - 60, f"replay cache TTL {ttls[0]} s < 6 h validity"
+    assert remembered and remembered[0] >= 6 * 3600 - 60, (
+        f"replay marker kept {remembered[0]} s < 6 h validity"
+    )
 
 
 # -- and around the fixes ------------------------------------------------------------------------
@@ -457,14 +459,9 @@ def test_an_entra_tenants_saml_idp_never_reaches_accounts_made_by_another_connec
     entra_like = FakeSAMLIdP(
         entity_id=f"https://sts.windows.net/{tenant}/", key=make_key_pair("Not Microsoft")
     )
-    saml = Connector.objects.create(
-        slug="contoso-saml",
-        name="Contoso SAML",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=entra_like.metadata_xml(),
+    _saml_connector(
+        "contoso-saml", "Contoso SAML", entra_like, "contoso-saml.test", provider="entra_id"
     )
-    EmailDomain.objects.create(domain="contoso-saml.test", connector=saml)
     _saml_sign_in(
         client,
         "contoso-saml",
@@ -498,14 +495,7 @@ def test_a_fake_entra_saml_connector_cannot_pre_hijack_a_tenants_oidc_account(
         domain="contoso.com",
     )
     fake = FakeSAMLIdP(entity_id=f"https://sts.windows.net/{tenant}/", key=make_key_pair("Evil"))
-    evil = Connector.objects.create(
-        slug="evil",
-        name="Evil",
-        protocol="saml",
-        provider="entra_id",
-        saml_metadata_xml=fake.metadata_xml(),
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", fake, "evil.test", provider="entra_id")
     attacker = Client()
     response = _saml_sign_in(
         attacker,
@@ -537,10 +527,7 @@ def test_a_fake_saml_connector_cannot_lock_a_person_out_of_their_own_connector(
     """Another connector claiming acme's entity ID signs in first as the victim's NameID:
     acme's real sign-in of that person still works, into an account of its own."""
     evil_idp = FakeSAMLIdP(entity_id=idp.entity_id, key=make_key_pair("Evil IdP"))
-    evil = Connector.objects.create(
-        slug="evil", name="Evil", protocol="saml", saml_metadata_xml=evil_idp.metadata_xml()
-    )
-    EmailDomain.objects.create(domain="evil.test", connector=evil)
+    _saml_connector("evil", "Evil", evil_idp, "evil.test")
     planted = _saml_sign_in(
         Client(), "evil", evil_idp, name_id="00000000-persistent-id", attributes={}
     )

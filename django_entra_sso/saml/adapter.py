@@ -33,14 +33,13 @@ from saml2.time_util import str_to_time
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from .. import links
-from ..cache import cache_key, sso_cache
 from ..conf import app_settings
 from ..errors import SignInError
-from ..models import Connector
+from ..models import Connector, UsedSAMLMessage
 from ..verified import IdPSession, VerifiedSignIn
-from . import flow, redirect
+from . import flow, redirect, replay
 from .attributes import IdentityUnknown, person_from_assertion
-from .client import SAMLConfigError, SPEndpoints, saml_client
+from .client import SAMLConfigError, SPEndpoints, saml_client, timed_out
 from .keys import signing_key
 from .messages import (
     SAMLP,
@@ -225,9 +224,11 @@ def _complete(
         raise SignInError("idp_error", f"IdP status: {exc}") from exc
     except UnsolicitedResponse as exc:
         raise SignInError("invalid_state", f"unsolicited: {exc}") from exc
-    except (SignatureError, UnravelError) as exc:
-        raise SignInError("invalid_token", f"signature: {exc!r}") from exc
     except Exception as exc:
+        if timed_out(exc):  # our side's trouble, not a forged Response
+            raise SignInError("unavailable", f"Response not checked: {exc!r}") from exc
+        if isinstance(exc, (SignatureError, UnravelError)):
+            raise SignInError("invalid_token", f"signature: {exc!r}") from exc
         raise SignInError("invalid_token", f"Response refused: {exc!r}"[:500]) from exc
     if response is None:
         raise SignInError("invalid_token", "pysaml2 found no Response")
@@ -292,7 +293,7 @@ def _verified(
             )
         if not data.not_on_or_after:
             # SAML profiles §4.1.4.2: a bearer confirmation has an end; without one the
-            # assertion would outlive any replay cache.
+            # assertion would outlive any replay register.
             raise SignInError("invalid_token", "SubjectConfirmationData has no NotOnOrAfter.")
         try:
             ended = _epoch(data.not_on_or_after) < time.time() - app_settings.CLOCK_LEEWAY
@@ -370,7 +371,7 @@ def _check_audience(assertion: Any, endpoints: SPEndpoints) -> None:
 
 def _refuse_replay(connector: Connector, assertion: Any) -> None:
     """Each assertion ID signs in once, remembered as long as any part of it is valid.
-    A cache that cannot say refuses: a replayed assertion is a sign-in as somebody else."""
+    A register that cannot say refuses: a replayed assertion is a sign-in as somebody else."""
     ends = []
     conditions = assertion.conditions
     if conditions is not None and conditions.not_on_or_after:
@@ -386,12 +387,11 @@ def _refuse_replay(connector: Connector, assertion: Any) -> None:
         except ValueError as exc:
             raise SignInError("invalid_token", str(exc)) from exc
     ttl = max(lifetime, 0) + 2 * app_settings.CLOCK_LEEWAY
-    key = cache_key("saml-assertion", str(connector.pk), str(assertion.id))
     try:
-        first_use = sso_cache().add(key, 1, ttl)
-    except Exception as exc:
-        raise SignInError("unavailable", f"assertion replay cache: {exc!r}") from exc
-    if not first_use:
+        first = replay.first_use(connector, UsedSAMLMessage.ASSERTION, str(assertion.id), ttl)
+    except replay.ReplayRegisterUnavailable as exc:
+        raise SignInError("unavailable", f"assertion replay register: {exc}") from exc
+    if not first:
         raise SignInError("invalid_token", f"Assertion {assertion.id!r} was used before.")
 
 
@@ -572,12 +572,14 @@ def _refuse_stale_or_replayed(connector: Connector, message: Any) -> None:
     issued = _epoch(message.issue_instant)
     if not time.time() - LOGOUT_REQUEST_MAX_AGE - leeway <= issued <= time.time() + leeway:
         raise MessageRefused(f"The LogoutRequest was issued at {message.issue_instant}.")
-    key = cache_key("saml-logout-request", str(connector.pk), str(message.id))
+    kind = UsedSAMLMessage.LOGOUT_REQUEST
     try:
-        first_use = sso_cache().add(key, 1, LOGOUT_REQUEST_MAX_AGE + 2 * leeway)
-    except Exception as exc:
-        raise MessageRefused(f"LogoutRequest replay cache: {exc!r}") from exc
-    if not first_use:
+        first = replay.first_use(
+            connector, kind, str(message.id), LOGOUT_REQUEST_MAX_AGE + 2 * leeway
+        )
+    except replay.ReplayRegisterUnavailable as exc:
+        raise MessageRefused(f"LogoutRequest replay register: {exc}") from exc
+    if not first:
         raise MessageRefused(f"LogoutRequest {message.id!r} was used before.")
 
 

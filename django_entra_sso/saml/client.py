@@ -11,6 +11,12 @@ pysaml2 with Debian's ``xmlsec1`` (``ENTRA_SSO_XMLSEC_BINARY``).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +43,8 @@ from .xmlsec import XmlsecMissing, xmlsec_binary
 
 if TYPE_CHECKING:
     from ..models import Connector
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,14 +117,74 @@ def sp_config(
     return config
 
 
+class XmlsecTimeout(Exception):
+    """``xmlsec1`` ran past ``ENTRA_SSO_XMLSEC_TIMEOUT`` and was stopped.
+
+    Not an ``XmlsecError``: pysaml2 treats those as "this certificate did not verify" and
+    tries the next one (another full timeout each), losing the reason on the way.
+    """
+
+
+def _stop(run: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended in the meantime
+        os.killpg(run.pid, signal.SIGKILL)
+    try:
+        run.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        logger.error("xmlsec1 (pid %s) did not end after SIGKILL", run.pid)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a stopped ``xmlsec1``: pysaml2 wraps the backend's errors
+    (``SignatureError``, ``DecryptError``, its own), so the chain is searched."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, XmlsecTimeout):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class _XmlSec1(CryptoBackendXmlSec1):  # type: ignore[misc]
-    """pysaml2's xmlsec1 backend, asking ``xmlsec1 --version`` once per process.
+    """pysaml2's xmlsec1 backend, asking ``xmlsec1 --version`` once per process, and
+    stopping an ``xmlsec1`` that runs too long.
 
     The stock backend starts ``xmlsec1 --version`` twice before each signature check
-    (three processes where one does the work); the answer never changes.
+    (three processes where one does the work); the answer never changes. It also waits
+    for ``xmlsec1`` without a bound, so a document that makes it work for minutes (or a
+    hung process) would hold the request's worker as long.
     """
 
     _versions: dict[str, str] = {}
+
+    def _run_xmlsec(self, com_list: list[str], extra_args: list[str]) -> tuple[str, str, bytes]:
+        """pysaml2's ``_run_xmlsec`` with a timeout; the same arguments and answer."""
+        with tempfile.NamedTemporaryFile(suffix=".xml") as output:
+            command = [*com_list, "--output", output.name]
+            if self.version_nums >= (1, 3):
+                command.append("--lax-key-search")
+            command += extra_args
+            timeout = app_settings.XMLSEC_TIMEOUT
+            # The configured xmlsec1 with the arguments pysaml2 builds; no shell.
+            # A session of its own, so that stopping it stops whatever it started (a
+            # wrapper script's children would otherwise hold the pipes open).
+            with subprocess.Popen(  # noqa: S603
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            ) as run:
+                try:
+                    out, err = run.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired as exc:
+                    _stop(run)
+                    raise XmlsecTimeout(f"xmlsec1 stopped after {timeout} s") from exc
+            if run.returncode != 0:
+                raise XmlsecError(
+                    f"returncode={run.returncode}\nerror={err.decode(errors='replace')}"
+                    f"\noutput={out.decode(errors='replace')}"
+                )
+            output.seek(0)
+            return out.decode(errors="replace"), err.decode(errors="replace"), output.read()
 
     def decrypt(self, enctext: str, key_file: str) -> str:
         """As pysaml2's, with xmlsec1 allowed no ``CipherReference`` outside the document.

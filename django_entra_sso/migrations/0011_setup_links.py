@@ -26,7 +26,7 @@ def existing_domains_were_vouched_for(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_entra_sso', '0009_api_tokens'),
+        ('django_entra_sso', '0010_saml_replay_register'),
     ]
 
     operations = [
