@@ -127,12 +127,8 @@ def user_for(
     the session cannot be bound) leaves nothing behind.
     """
     hooks = hooks if hooks is not None else AccountHooks()
-    hooks.person = person
     claims = dict(person.claims)
-    check_domain_ownership(person)
-    check_staff_rules(person.connector)
-    if not hooks.verify_claims(claims):
-        raise SignInError("refused", "The claims were refused by verify_claims().")
+    check_admission(person, hooks)
     found = _identity(person)
     created = False
     if found is not None and found.connector_id != person.connector.pk:
@@ -171,6 +167,19 @@ def user_for(
             claims=claims,
         )
     return user
+
+
+def check_admission(person: VerifiedPerson, hooks: AccountHooks, *, domains: bool = True) -> None:
+    """What every way in checks before it looks at accounts: the email's domain is this
+    connector's (``domains``: a caller that checked it for this domain already may skip
+    the query), the connector may make staff, and the site's ``verify_claims`` agrees.
+    Raises ``SignInError``."""
+    hooks.person = person
+    if domains:
+        check_domain_ownership(person)
+    check_staff_rules(person.connector)
+    if not hooks.verify_claims(dict(person.claims)):
+        raise SignInError("refused", "The claims were refused by verify_claims().")
 
 
 def _identity(person: VerifiedPerson) -> Identity | None:
