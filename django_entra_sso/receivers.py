@@ -83,9 +83,11 @@ def forget_api_connectors(**kwargs: Any) -> None:
 @receiver(
     post_delete, sender="django_entra_sso.Identity", dispatch_uid="django_entra_sso.api.id_deleted"
 )
-def forget_api_identity(instance: Any, **kwargs: Any) -> None:
-    """An identity moved to another user, or went: API calls must not find the old one."""
-    forget_api_identity_key(instance.connector_id, instance.issuer, instance.subject)
+def forget_api_identity(instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """An identity moved to another user, or went: API calls must not find the old one.
+    A new one has nothing to forget (unknown people are not remembered)."""
+    if not created:
+        forget_api_identity_key(instance.connector_id, instance.issuer, instance.subject)
 
 
 @receiver(

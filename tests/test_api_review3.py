@@ -254,3 +254,17 @@ def test_an_introspection_answer_with_a_non_finite_exp_is_no_500(
     for path in ENDPOINTS:
         response = call(client, path, "opaque-alice")
         assert response.status_code in (401, 503), (path, response.status_code)
+
+
+# -- and around the fixes -------------------------------------------------------------------
+
+
+def test_a_known_persons_email_in_another_connectors_domain_is_refused(
+    client: Client, fake_idp: FakeIdP, alice: Any, books: Connector
+) -> None:
+    """The domain owner is asked again when a token's email domain changes."""
+    other = make_connector(fake_idp, "fabrikam", domain="fabrikam.com")
+    assert other.pk
+    assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 200
+    moved = token(fake_idp, email="alice@fabrikam.com")
+    assert call(client, ENDPOINTS[0], moved).status_code == 401
