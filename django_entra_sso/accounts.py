@@ -57,6 +57,7 @@ import base64
 import hashlib
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -126,12 +127,8 @@ def user_for(
     the session cannot be bound) leaves nothing behind.
     """
     hooks = hooks if hooks is not None else AccountHooks()
-    hooks.person = person
     claims = dict(person.claims)
-    check_domain_ownership(person)
-    check_staff_rules(person.connector)
-    if not hooks.verify_claims(claims):
-        raise SignInError("refused", "The claims were refused by verify_claims().")
+    check_admission(person, hooks)
     found = _identity(person)
     created = False
     if found is not None and found.connector_id != person.connector.pk:
@@ -170,6 +167,19 @@ def user_for(
             claims=claims,
         )
     return user
+
+
+def check_admission(person: VerifiedPerson, hooks: AccountHooks, *, domains: bool = True) -> None:
+    """What every way in checks before it looks at accounts: the email's domain is this
+    connector's (``domains``: a caller that checked it for this domain already may skip
+    the query), the connector may make staff, and the site's ``verify_claims`` agrees.
+    Raises ``SignInError``."""
+    hooks.person = person
+    if domains:
+        check_domain_ownership(person)
+    check_staff_rules(person.connector)
+    if not hooks.verify_claims(dict(person.claims)):
+        raise SignInError("refused", "The claims were refused by verify_claims().")
 
 
 def _identity(person: VerifiedPerson) -> Identity | None:
@@ -413,7 +423,8 @@ def derived_username(person: VerifiedPerson) -> str:
     but for characters a username cannot hold (each run becomes ``.``), without
     the prefix. Else made from the vouched-for email's local part, else the given
     and family names, else the local part of the name the person signs in with
-    (a B2B guest's home address, not the ``#EXT#`` UPN). When that is taken, six
+    (a B2B guest's home address, not the ``#EXT#`` UPN). When that is taken (in any
+    letter case), six
     characters of a hash of the identity key are added, and when even that is
     taken (or nothing readable is known) the prefixed hash, which cannot collide.
     Only a label: the identity stays keyed by issuer and subject (``Identity``),
@@ -436,8 +447,12 @@ def derived_username(person: VerifiedPerson) -> str:
             [f"{prefix}{readable}", f"{prefix}{readable}-{digest_text[:6]}"] if readable else []
         )
     for candidate in candidates:
-        # An exact lookup uses the username's unique index (iexact would scan the table).
-        if not user_model._default_manager.filter(**{field: candidate}).exists():
+        # Case-insensitively, as Django's UserCreationForm checks (4.2+): an IdP's "Admin"
+        # beside the site's "admin" reads as the same person in lists and logs. This
+        # scans the user table where there is no index on the folded name, but only
+        # when an account is made, not at every sign-in.
+        lookup = {f"{field}__iexact": candidate}
+        if not user_model._default_manager.filter(**lookup).exists():
             return candidate
     return (prefix + digest_text)[:max_length]
 
@@ -451,13 +466,17 @@ def _readable_name(person: VerifiedPerson) -> str:
     if not source.strip() and person.login_name:
         local, _at, _domain = person.login_name.rpartition("@")
         source = local or person.login_name
-    cleaned = re.sub(r"[^\w.+-]+", ".", source.strip().lower(), flags=re.UNICODE).strip(".-+")
+    normal = unicodedata.normalize("NFKC", source.strip()).lower()
+    cleaned = re.sub(r"[^\w.+-]+", ".", normal, flags=re.UNICODE).strip(".-+")
     return cleaned[:40]
 
 
 def _valid_username(value: str) -> str:
-    """``value`` as Django's username validator accepts it: letters, digits, ``@.+-_``."""
-    return re.sub(r"[^\w.@+-]+", ".", value.strip(), flags=re.UNICODE).strip(".")
+    """``value`` as Django's username validator accepts it: letters, digits, ``@.+-_``;
+    NFKC-normalised first, as ``AbstractBaseUser.normalize_username`` does (full-width
+    ``ADMIN`` is ``ADMIN``)."""
+    normal = unicodedata.normalize("NFKC", value.strip())
+    return re.sub(r"[^\w.@+-]+", ".", normal, flags=re.UNICODE).strip(".")
 
 
 def email_is_vouched_for(person: VerifiedPerson) -> bool:

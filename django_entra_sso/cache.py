@@ -41,6 +41,15 @@ def tolerant_get(key: str) -> Any:
         return None
 
 
+def tolerant_get_many(keys: list[str]) -> dict[str, Any]:
+    """``cache.get_many``: one round trip; ``{}`` when the cache failed."""
+    try:
+        return dict(sso_cache().get_many(keys))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Cache read of %s failed: %r", keys, exc)
+        return {}
+
+
 def tolerant_set(key: str, value: Any, timeout: int) -> None:
     try:
         sso_cache().set(key, value, timeout)

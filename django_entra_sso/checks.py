@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -245,7 +246,13 @@ def _api_issuers_shared(connectors: list[Any]) -> list[Any]:
     by_issuer: dict[str, list[str]] = {}
     for connector in connectors:
         if connector.enabled and not connector.is_saml and connector.api_audiences:
-            by_issuer.setdefault(connector.issuer, []).append(connector.slug)
+            issuer = connector.issuer
+            if connector.is_multi_tenant:
+                # common, organizations and consumers all take any tenant's tokens (where
+                # no connector of that tenant itself does): one issuer for the API.
+                host = urlsplit(issuer).netloc
+                issuer = f"https://{host}/<any tenant>/v2.0"
+            by_issuer.setdefault(issuer, []).append(connector.slug)
     return [
         Warning(
             f"Connectors {', '.join(slugs)} take API tokens from one issuer ({issuer}); "

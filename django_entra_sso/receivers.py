@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import signin_log
@@ -83,12 +83,37 @@ def forget_api_connectors(**kwargs: Any) -> None:
 @receiver(
     post_delete, sender="django_entra_sso.Identity", dispatch_uid="django_entra_sso.api.id_deleted"
 )
-def forget_api_identity(instance: Any, **kwargs: Any) -> None:
-    """An identity moved to another user, or went: API calls must not find the old one."""
+def forget_api_identity(instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """An identity moved to another user, or went: API calls must not find the old one.
+    A new one has nothing to forget (unknown people are not remembered)."""
+    if not created:
+        forget_api_identity_key(instance.connector_id, instance.issuer, instance.subject)
+
+
+@receiver(
+    pre_save, sender="django_entra_sso.Identity", dispatch_uid="django_entra_sso.api.id_saving"
+)
+def forget_api_identity_before_a_change(instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """Before an edit (the admin may change an identity's connector, issuer or subject),
+    the key it had: ``post_save`` only knows the new one."""
+    if raw or instance.pk is None:
+        return
+    old = (
+        type(instance)
+        ._default_manager.filter(pk=instance.pk)
+        .values_list("connector_id", "issuer", "subject")
+        .first()
+    )
+    if old is not None and old != (instance.connector_id, instance.issuer, instance.subject):
+        forget_api_identity_key(*old)
+
+
+def forget_api_identity_key(connector_pk: Any, issuer: str, subject: str) -> None:
     from .api.callers import forget_identity
 
-    forget_identity(instance)
-    transaction.on_commit(lambda: forget_identity(instance))  # as ``forget_api_connectors``
+    forget_identity(connector_pk, issuer, subject)
+    # Again at commit, as ``forget_api_connectors``: a call may read the row in between.
+    transaction.on_commit(lambda: forget_identity(connector_pk, issuer, subject))
 
 
 @receiver(

@@ -6,6 +6,7 @@ here each rule is tried on its own, as every adapter reaches it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -299,6 +300,27 @@ def test_usernames_come_from_names_when_the_email_is_not_vouched_for(
     public = make_connector(fake_idp, "public")  # no domains: an unverified email is not used
     person = verified_person(public, email="ceo@contoso.com", email_verified=False)
     assert accounts.derived_username(person) == "sso-alice.liddell"
+
+
+def test_a_username_differing_only_in_case_or_width_counts_as_taken(
+    connector: Connector, django_user_model: Any
+) -> None:
+    """The site's ``admin`` is not to be joined by an IdP's ``Admin`` or a full-width
+    ``ADMIN``: in admin lists and logs they read as the same person."""
+    django_user_model.objects.create_superuser("admin", password="pw")
+    person = verified_person(connector)
+    for mapped in ("Admin", "\uff21\uff24\uff2d\uff29\uff2e"):
+        username = accounts.derived_username(dataclasses.replace(person, username=mapped))
+        assert username.lower().startswith("admin-") and len(username) == len("admin-") + 6, (
+            f"{mapped!r} became {username!r}"
+        )
+
+
+def test_readable_usernames_are_nfkc_normalised(connector: Connector) -> None:
+    person = verified_person(
+        connector, email="\uff41\uff4c\uff49\uff43\uff45@contoso.com", email_verified=True
+    )
+    assert accounts.derived_username(person) == "sso-alice"
 
 
 def test_usernames_are_cleaned_lower_case(connector: Connector) -> None:

@@ -359,6 +359,8 @@ def test_a_known_caller_costs_one_query_by_primary_key_and_forgetting_works(
     with CaptureQueriesContext(connection) as queries:
         assert call(client, ENDPOINTS[0], bearer).status_code == 200
     assert len(queries) == 1 and "auth_user" in queries[0]["sql"], queries.captured_queries
+    # By primary key: the identity lookup joins auth_user too.
+    assert "django_entra_sso_identity" not in queries[0]["sql"], "the identity was read again"
     Identity.objects.all().delete()  # an administrator unlinks her
     books.create_users = False
     books.save()

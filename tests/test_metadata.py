@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from django_entra_sso.models import Connector
+from django_entra_sso.oidc import metadata as metadata_module
 from django_entra_sso.oidc.metadata import (
     MetadataError,
     check_connection,
@@ -184,12 +185,33 @@ def test_oversized_discovery_answer_is_refused(fake_idp: FakeIdP, connector: Con
         get_metadata(connector)
 
 
-def test_bad_answer_is_not_cached(fake_idp: FakeIdP, connector: Connector) -> None:
+def test_bad_answer_is_not_cached(
+    fake_idp: FakeIdP, connector: Connector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pause between tries (RETRY_AFTER_FAILURE): what is kept is the point here.
+    monkeypatch.setattr(metadata_module, "RETRY_AFTER_FAILURE", 0)
     fake_idp.faults[DISCOVERY] = Fault(body=b"<html></html>", content_type="text/html")
     with pytest.raises(MetadataError):
         get_metadata(connector)
     del fake_idp.faults[DISCOVERY]
     assert get_metadata(connector).issuer == fake_idp.issuer
+
+
+def test_a_failed_fetch_is_not_tried_again_at_once_but_a_forced_one_is(
+    fake_idp: FakeIdP, connector: Connector
+) -> None:
+    """While the IdP is down, each request does not cost a call to it (anyone can send a
+    token naming the connector's issuer); Test connection (forced) always asks."""
+    fake_idp.faults[DISCOVERY] = Fault(status=503)
+    with pytest.raises(MetadataError):
+        get_metadata(connector)
+    del fake_idp.faults[DISCOVERY]
+    calls = fake_idp.calls[DISCOVERY]
+    with pytest.raises(MetadataError, match="failed a moment ago"):
+        get_metadata(connector)
+    assert fake_idp.calls[DISCOVERY] == calls
+    assert get_metadata(connector, force=True).issuer == fake_idp.issuer
+    assert fake_idp.calls[DISCOVERY] == calls + 1
 
 
 def test_timeout_is_honoured(fake_idp: FakeIdP, connector: Connector, settings: Any) -> None:

@@ -111,3 +111,21 @@ def test_a_register_that_cannot_answer_refuses_the_sign_in(
     response = post(Client(), answer(idp, None))
     assert response.status_code == 503 and b"Reference: unavailable" in response.content
     assert not User.objects.exists() and not SSOSession.objects.exists()
+
+
+def test_a_marker_prunes_only_its_own_expired_twin_but_now_and_then_all(
+    acme: Connector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pruning every expired marker at each sign-in would hold their row locks to the end
+    of the request (under ATOMIC_REQUESTS, concurrent sign-ins queue): one in
+    ``PRUNE_EVERY`` does."""
+    kind = UsedSAMLMessage.ASSERTION
+    monkeypatch.setattr(replay, "PRUNE_EVERY", 10**9)
+    for message_id in ("_a", "_b"):
+        assert replay.first_use(acme, kind, message_id, 60)
+    UsedSAMLMessage.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert replay.first_use(acme, kind, "_c", 60)
+    assert UsedSAMLMessage.objects.count() == 3
+    monkeypatch.setattr(replay, "PRUNE_EVERY", 1)
+    assert replay.first_use(acme, kind, "_d", 60)
+    assert UsedSAMLMessage.objects.count() == 2  # _c and _d

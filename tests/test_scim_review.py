@@ -150,3 +150,41 @@ def test_takeover_by_a_connector_without_scim_groups_keeps_claim_groups(
     scim.create_user("alice@contoso.com", externalId="subject-alice")  # takeover, no groups pushed
     # README: only "a connector that provisions groups keeps them through SCIM".
     assert User.objects.get().groups.filter(name="Staff").exists()
+
+
+# -- left by the second review, closed on issue-18's branch --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"userName": "nul\\u0000@contoso.com"',
+        '"userName": "a@contoso.com", "name": {"given\\u0000": "x"}',
+        '"userName": "a@contoso.com", "x": [1, ["\\u0000"]]',
+    ],
+    ids=["value", "key", "nested"],
+)
+def test_a_nul_character_is_a_400_whatever_the_database_driver(scim: Scim, body: str) -> None:
+    """psycopg 3 refuses NUL in text with DataError (a 400 here); psycopg2 raised a ValueError
+    of its own, a 500. Refused before any database sees it."""
+    assert_error(scim.post("Users", _raw_user(body)), 400, "invalidValue")
+    assert not User.objects.exists()
+
+
+def test_a_nul_character_in_a_filter_is_a_400(scim: Scim) -> None:
+    scim.create_user("alice@contoso.com")
+    response = scim.get("Users?filter=" + quote('userName eq "a\\u0000"'))
+    assert_error(response, 400, "invalidFilter")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(scim: Scim, constant: str) -> None:
+    body = _raw_user(f'"userName": "a@contoso.com", "active": {constant}')
+    assert_error(scim.post("Users", body), 400, "invalidSyntax")
+    response = scim.get("Users?filter=" + quote(f"meta.version eq {constant}"))
+    assert response.status_code == 400
+
+
+def _raw_user(members: str) -> str:
+    """A User body written by hand, for what ``json.dumps`` would not write."""
+    return '{"schemas": ["' + USER + '"], ' + members + "}"

@@ -19,9 +19,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .. import accounts, providers
-from ..cache import cache_key, tolerant_delete, tolerant_get, tolerant_set
+from ..cache import cache_key, tolerant_delete, tolerant_get_many, tolerant_set
 from ..errors import SignInError
 from ..oidc.adapter import person_from_claims
+from ..validation import domain_of_email
 from .tokens import AccessToken, AccessTokenError
 
 
@@ -61,43 +62,70 @@ class ApplicationPrincipal:
 def _identity_claims(token: AccessToken) -> dict[str, Any]:
     claims = dict(token.claims)
     tid = str(claims.get("tid", ""))
-    if token.connector.provider == providers.ENTRA_ID and claims.get("iss") == (
-        f"https://sts.windows.net/{tid}/"
-    ):
+    provider = token.connector.provider
+    if provider == providers.ENTRA_ID and claims.get("iss") == (f"https://sts.windows.net/{tid}/"):
         # v1 tokens: the same person as the v2.0 issuer's sign-ins.
         claims["iss"] = providers.entra_issuer_for_tenant(tid)
+    if provider == providers.OKTA:
+        # Okta's access tokens (and introspection answers) say the person's *login* in
+        # ``sub`` and their user ID in ``uid``; its ID tokens' ``sub`` is the user ID.
+        # A login can be changed and handed to someone else: never an identity.
+        uid = claims.get("uid")
+        if not isinstance(uid, str) or not uid:
+            raise AccessTokenError("invalid_token", "an Okta token of a person without uid")
+        claims["sub"] = uid
     return claims
 
 
 #: Seconds a person's user pk is remembered between API calls (deactivation is read fresh).
 KNOWN_USER_TTL = 60
+#: A forgotten identity's mark outlives any pk a call that read it just before could still
+#: write (see ``_known_user``) by this many seconds.
+GONE_MARGIN = 60
 
 
 def identity_key(connector_pk: Any, issuer: str, subject: str) -> str:
     return cache_key("api-identity", str(connector_pk), issuer, subject)
 
 
-def _known_user(person: Any) -> Any:
-    """``accounts.known_user``, remembered by pk: then one narrow query by primary key.
+def _gone_key(connector_pk: Any, issuer: str, subject: str) -> str:
+    return cache_key("api-identity-gone", str(connector_pk), issuer, subject)
 
-    ``receivers`` forgets the pk when the identity changes or goes; the user row is
-    read every time, so a deactivated user is refused at once.
+
+def _known_user(person: Any, hooks: Any) -> Any:
+    """``accounts.known_user`` after the admission rules, remembered by pk: then one
+    narrow query by primary key.
+
+    The email domain's owner is asked when the pk is not remembered for this domain (a
+    query); the other rules (``verify_claims``, staff) run at every call. ``receivers``
+    forgets the pk when the identity changes or goes; the user row is read every time,
+    so a deactivated user is refused at once.
     """
-    key = identity_key(person.connector.pk, person.issuer, person.subject)
-    pk = tolerant_get(key)
-    if pk is not None:
-        user = get_user_model()._default_manager.filter(pk=pk).first()
+    parts = (person.connector.pk, person.issuer, person.subject)
+    key, gone = identity_key(*parts), _gone_key(*parts)
+    domain = domain_of_email(person.email) if person.email else None
+    found = tolerant_get_many([key, gone])
+    # A call that read the identity just before it was unlinked may write its pk after
+    # the unlink forgot it; the "gone" mark, read with it, makes such a pk unread.
+    remembered = None if gone in found else found.get(key)
+    if isinstance(remembered, dict) and remembered.get("domain") == domain:
+        accounts.check_admission(person, hooks, domains=False)
+        user = get_user_model()._default_manager.filter(pk=remembered.get("pk")).first()
         if user is not None and getattr(user, "is_active", True):
             return user
     user = accounts.known_user(person)
     if user is not None:
-        tolerant_set(key, user.pk, KNOWN_USER_TTL)
+        accounts.check_admission(person, hooks)
+        if gone not in found:
+            tolerant_set(key, {"pk": user.pk, "domain": domain}, KNOWN_USER_TTL)
     return user
 
 
-def forget_identity(identity: Any) -> None:
-    """The identity changed or went: forget its remembered user (``receivers``)."""
-    tolerant_delete(identity_key(identity.connector_id, identity.issuer, identity.subject))
+def forget_identity(connector_pk: Any, issuer: str, subject: str) -> None:
+    """The identity changed, moved or went: forget its remembered user (``receivers``), and
+    mark it gone for longer than any pk written by a call already under way lasts."""
+    tolerant_set(_gone_key(connector_pk, issuer, subject), 1, KNOWN_USER_TTL + GONE_MARGIN)
+    tolerant_delete(identity_key(connector_pk, issuer, subject))
 
 
 def caller_for(token: AccessToken) -> Any:
@@ -109,7 +137,10 @@ def caller_for(token: AccessToken) -> Any:
     except (KeyError, TypeError) as exc:
         raise AccessTokenError("invalid_token", f"no subject: {exc!r}") from exc
     hooks = accounts.site_account_hooks()
-    user = _known_user(person)
+    try:
+        user = _known_user(person, hooks)
+    except SignInError as exc:
+        raise AccessTokenError("invalid_token", f"{token.connector.slug}: {exc}") from exc
     if user is not None:
         if not hooks.user_can_authenticate(user):
             raise AccessTokenError(

@@ -11,6 +11,7 @@ call per window.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from typing import Any
 
@@ -54,7 +55,8 @@ def introspect(connector: Connector, token: str) -> dict[str, Any]:
         raise IntrospectionUnavailable(f"{connector.slug}: the answer has no boolean active")
     ttl = app_settings.INTROSPECTION_CACHE_TTL
     exp = answer.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
+        # (JSON as Python reads it may say NaN or Infinity; the check refuses those.)
         ttl = min(ttl, int(exp - time.time()))
     if ttl > 0:
         tolerant_set(key, answer, ttl)

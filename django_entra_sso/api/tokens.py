@@ -19,6 +19,7 @@ log; the response never says more than the error code.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -97,13 +98,16 @@ KEYCLOAK_SERVICE_ACCOUNT = "service-account-"
 def is_application_token(connector: Connector, claims: Mapping[str, Any]) -> bool:
     """Client credentials (no user)?
 
-    Entra: no ``scp``. Elsewhere: no ``sub`` at all, or (RFC 9068 §2.2) ``sub`` is the
-    client's own ID (Okta names the client ``cid``), or Keycloak's service-account user
+    Entra: no ``scp``. Elsewhere: Auth0's ``gty`` ``client-credentials``, no ``sub`` at all,
+    or (RFC 9068 §2.2) ``sub`` is the client's own ID (Okta names the client ``cid``), or
+    Keycloak's service-account user
     (``preferred_username`` ``service-account-<client>``, whose ``sub`` looks like a
     person's). Anything else is a person, and must be one the connector knows.
     """
     if connector.provider == providers.ENTRA_ID:
         return "scp" not in claims
+    if claims.get("gty") == "client-credentials":
+        return True  # Auth0 says so (its daemons' sub is "<client ID>@clients")
     clients = {
         value for value in (claims.get(name) for name in CLIENT_CLAIMS) if isinstance(value, str)
     } - {""}
@@ -191,7 +195,11 @@ def _check_opaque(token: str) -> AccessToken:
     now, leeway = time.time(), app_settings.CLOCK_LEEWAY
     exp, nbf = answer.get("exp"), answer.get("nbf")
     for name, value in (("exp", exp), ("nbf", nbf)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise AccessTokenError("invalid_token", refuse + f"{name} is not a time")
     if exp is not None and exp < now - leeway:
         raise AccessTokenError("invalid_token", refuse + "expired")

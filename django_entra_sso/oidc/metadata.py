@@ -85,21 +85,40 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + DISCOVERY_SUFFIX
 
 
+#: Seconds after a failed fetch before the next one (unless forced): while the IdP is down,
+#: requests are answered from the stale copy, or refused, without a call each. Anyone can
+#: send a token naming a connector's issuer, so without it an outage cost every request
+#: a call (up to ``ENTRA_SSO_HTTP_TIMEOUT``) to the IdP.
+RETRY_AFTER_FAILURE = 10
+
+
 def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str, Any], float]:
     """Return ``(document, fetched_at)``, from the cache when fresh enough."""
     key = cache_key(kind, url)
     entry = tolerant_get(key)
-    if not (isinstance(entry, dict) and {"doc", "fetched_at"} <= entry.keys()):
-        entry = None
+    entry = entry if isinstance(entry, dict) else {}
+    retry_at = entry.get("retry_at")
+    retry_at = retry_at if isinstance(retry_at, (int, float)) else 0.0
+    has_copy = {"doc", "fetched_at"} <= entry.keys()
     now = time.time()
-    if entry and not force and now - entry["fetched_at"] < app_settings.METADATA_CACHE_TTL:
+    if (
+        has_copy
+        and not force
+        and (now - entry["fetched_at"] < app_settings.METADATA_CACHE_TTL or now < retry_at)
+    ):
         return entry["doc"], entry["fetched_at"]
+    if not has_copy and not force and now < retry_at:
+        raise MetadataError(f"{url} failed a moment ago: {entry.get('error', '')}")
     try:
         doc = get_json(url)
     except ProviderHTTPError as exc:
-        if entry:
+        retry_at = now + RETRY_AFTER_FAILURE
+        if has_copy:
             logger.warning("Serving a cached %s for %s: %s", kind, url, exc)
+            marked = {**entry, "retry_at": retry_at}
+            tolerant_set(key, marked, app_settings.METADATA_STALE_TTL)
             return entry["doc"], entry["fetched_at"]
+        tolerant_set(key, {"error": str(exc)[:300], "retry_at": retry_at}, RETRY_AFTER_FAILURE)
         raise MetadataError(str(exc)) from exc
     tolerant_set(key, {"doc": doc, "fetched_at": now}, app_settings.METADATA_STALE_TTL)
     return doc, now

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
@@ -21,17 +22,24 @@ class ReplayRegisterUnavailable(Exception):
     """The database could not say whether the message was seen: refuse it."""
 
 
+#: One marker in this many also prunes every expired one (``sso_clear_sessions`` does too).
+PRUNE_EVERY = 50
+
+
 def first_use(connector: Connector, kind: str, message_id: str, remember_for: int) -> bool:
     """Record ``message_id`` for ``remember_for`` seconds; ``False`` when it was recorded
     before and is still remembered. Concurrent first uses: one wins, by the unique key."""
     now = timezone.now()
     digest = hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+    markers = UsedSAMLMessage.objects
     try:
-        # Expired markers go first, so an ID remembered past its message's life (and
-        # so refused on its times anyway) never blocks, and the table stays small.
-        UsedSAMLMessage.objects.filter(expires_at__lte=now).delete()
-        with transaction.atomic():  # a savepoint when the caller's transaction is open
-            UsedSAMLMessage.objects.create(
+        # In a savepoint each (the request's own transaction, under ATOMIC_REQUESTS, stays
+        # usable after an error), and touching only this ID's expired marker: pruning
+        # them all at every sign-in would hold their row locks to the end of the request.
+        with transaction.atomic():
+            same = markers.filter(connector=connector, kind=kind, message_digest=digest)
+            same.filter(expires_at__lte=now).delete()
+            markers.create(
                 connector=connector,
                 kind=kind,
                 message_digest=digest,
@@ -41,6 +49,12 @@ def first_use(connector: Connector, kind: str, message_id: str, remember_for: in
         return False
     except DatabaseError as exc:
         raise ReplayRegisterUnavailable(repr(exc)) from exc
+    if secrets.randbelow(PRUNE_EVERY) == 0:
+        try:
+            with transaction.atomic():
+                prune()
+        except DatabaseError:
+            pass  # only housekeeping
     return True
 
 

@@ -195,15 +195,18 @@ class _Parser:
         kind, raw = self.take()
         if kind == "string":
             try:
-                return op, json.loads(raw)
+                value = json.loads(raw)
             except ValueError as exc:
                 raise self.error("A string in the filter is malformed.") from exc
+            if "\x00" in value:
+                raise self.error("A string in the filter holds a NUL character.")
+            return op, value
         if kind == "word":
             lowered = raw.lower()
             if lowered in ("true", "false", "null"):
                 return op, {"true": True, "false": False, "null": None}[lowered]
             try:
-                return op, json.loads(raw)
+                return op, json.loads(raw, parse_constant=_not_a_number)
             except ValueError:
                 pass
         raise self.error(f"Expected a value, found {raw!r}.")
@@ -368,3 +371,8 @@ def matches(node: Node, item: Any) -> bool:
     if node.op == "ne":
         return bool(actual != expected)
     return False
+
+
+def _not_a_number(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are no SCIM values: a word, and refused as one."""
+    raise ValueError(name)

@@ -92,10 +92,15 @@ class SCIMView(View):
         if len(raw) > MAX_BODY_BYTES:
             raise SCIMError(413, "The request body is too large.")
         try:
-            return json.loads(raw)
+            body = json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             # RecursionError: thousands of nested brackets fit in the size cap.
             raise bad_request("The body is not valid JSON.", "invalidSyntax") from exc
+        if _holds_nul(body):
+            # PostgreSQL text cannot hold NUL: psycopg 3 raises DataError, psycopg2 a
+            # ValueError of its own (a 500); no IdP means one in a name or an address.
+            raise bad_request("Strings may not contain NUL characters.", "invalidValue")
+        return body
 
     def check_if_match(self, obj: SCIMUser | SCIMGroup) -> None:
         header = self.request.headers.get("If-Match")
@@ -317,3 +322,24 @@ class SchemasView(SCIMView):
             return scim_response(found)
         docs = [discovery.schema(request, self.connector, s) for s in discovery.SCHEMAS]
         return scim_response(discovery.list_response([d for d in docs if d], len(docs), 1))
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (RFC 8259), though Python reads them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string (or object key) in a parsed JSON body holds U+0000."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -24,6 +24,7 @@ from ...crypto import SecretDecryptionError, reencrypt_secret
 from ...models import ClientKey, Connector, EmailDomain, Identity
 from ...oidc.metadata import check_connection
 from ...providers import PROVIDER_LABELS
+from ...receivers import forget_api_identity_key
 from ...validation import normalize_domain
 
 
@@ -426,7 +427,11 @@ class Command(BaseCommand):
                 "a SAML connector are linked again by verified email, or by staff."
             )
         with transaction.atomic():
-            moved = Identity.objects.filter(connector=source).update(connector=target)
+            leaving = Identity.objects.filter(connector=source)
+            keys = list(leaving.values_list("issuer", "subject"))
+            moved = leaving.update(connector=target)  # sends no post_save: forgotten here
+            for issuer, subject in keys:
+                forget_api_identity_key(source.pk, issuer, subject)
         self.stdout.write(
             f"Moved {moved} identit{'y' if moved == 1 else 'ies'} from {source.slug} to "
             f"{target.slug}. They sign in through {target.slug} only from now on; sign-ins "
