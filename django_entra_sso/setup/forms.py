@@ -44,7 +44,7 @@ class SetupForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_(
             "Stored encrypted and never shown again, not even here; leave blank to keep the "
-            "stored secret."
+            "stored secret (not when the issuer changes)."
         ),
     )
     saml_metadata_url = forms.CharField(
@@ -99,6 +99,18 @@ class SetupForm(forms.Form):
             needs_secret = not with_certificate and not connector.has_client_secret
             if needs_secret and not data.get("client_secret"):
                 self.add_error("client_secret", _("Enter the client secret from the IdP."))
+            elif (
+                not with_certificate
+                and connector.issuer != before["issuer"]
+                and not data.get("client_secret")
+            ):
+                # The stored secret goes only to the issuer it was entered for: whoever holds
+                # the link could otherwise point the connector at a server of their own and
+                # have "Try signing in" send it there.
+                self.add_error(
+                    "client_secret",
+                    _("The issuer changed: enter the client secret for it again."),
+                )
         try:
             connector.full_clean(validate_unique=False, validate_constraints=False)
         except ValidationError as exc:

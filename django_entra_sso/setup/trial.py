@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import Resolver404, get_script_prefix, resolve, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..crypto import SecretDecryptionError, decrypt_secret, encrypt_secret
 from ..errors import MESSAGES, SignInError
 from ..models import Connector, SetupLink
 from ..validation import domain_of_email
@@ -44,6 +45,7 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
 
     connector = link.connector
     back = reverse("entra_sso:setup", args=[token])
+    way_back = _sealed_way_back(token)
     link.trying_fingerprint = setup_links.fingerprint(connector)
     link.save(update_fields=["trying_fingerprint"])
     try:
@@ -52,11 +54,11 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
             raise SignInError("misconfigured", problem)
         if connector.is_saml:
             outgoing = saml_adapter.start_sign_in(
-                request, connector, login_hint="", next_url=back, purpose="trial"
+                request, connector, login_hint="", next_url=way_back, purpose="trial"
             )
             return send_saml(request, outgoing)
         url = adapter.start_sign_in(
-            request, connector, login_hint="", next_url=back, purpose="trial"
+            request, connector, login_hint="", next_url=way_back, purpose="trial"
         )
     except SignInError as exc:
         return _fail(request, link, back, exc)
@@ -65,19 +67,27 @@ def start(request: HttpRequest, link: SetupLink, token: str) -> HttpResponse:
     return response
 
 
+#: A trial's way back, as its pending sign-in keeps it: the setup link's token, encrypted.
+#: The session store (database, cache, files) keeps what the pending sign-in says, for as
+#: long as the session lasts if the trial is never finished; the token in the clear there
+#: would be a working link where the README promises only its SHA-256 is stored.
+_SEALED = "setup-trial:"
+
+
+def _sealed_way_back(token: str) -> str:
+    return _SEALED + encrypt_secret(token)
+
+
 def _link_of(next_url: str) -> tuple[SetupLink | None, str]:
-    """The usable link a trial's way back names, and that path."""
-    path = next_url.split("?", 1)[0]
-    prefix = get_script_prefix()  # reverse() put it there; resolve() wants the path without
-    if prefix != "/" and path.startswith(prefix):
-        path = "/" + path[len(prefix) :]
+    """The usable link a trial's sealed way back names, and its setup page's path."""
+    if not next_url.startswith(_SEALED):
+        return None, ""
     try:
-        match = resolve(path)
-    except Resolver404:
+        token = decrypt_secret(next_url[len(_SEALED) :])
+    except SecretDecryptionError:  # the keys were rotated meanwhile, or it is no seal
         return None, ""
-    if match.url_name != "setup":
-        return None, ""
-    return setup_links.usable_link(match.kwargs.get("token")), next_url
+    link = setup_links.usable_link(token)
+    return (link, reverse("entra_sso:setup", args=[token])) if link else (None, "")
 
 
 def finish(request: HttpRequest, verified: VerifiedSignIn) -> HttpResponse:
