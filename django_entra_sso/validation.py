@@ -113,8 +113,11 @@ def endpoint_problem(url: str, *, issuer: str) -> str | None:
     not resolved here; the remaining trust in the document is the IdP's TLS
     certificate for the issuer itself.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # "https://[::1", say: the document is whoever runs the issuer's
+        return "is not a URL"
     if not host or parts.scheme not in ("https", "http"):
         return "is not an https:// URL"
     issuer_on_loopback = is_loopback_host(urlsplit(issuer).hostname)

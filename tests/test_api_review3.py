@@ -268,3 +268,17 @@ def test_a_known_persons_email_in_another_connectors_domain_is_refused(
     assert call(client, ENDPOINTS[0], token(fake_idp)).status_code == 200
     moved = token(fake_idp, email="alice@fabrikam.com")
     assert call(client, ENDPOINTS[0], moved).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "said", [{"typ": "ID"}, {"token_use": "id"}], ids=["keycloak-typ", "cognito-token_use"]
+)
+def test_an_id_token_that_says_so_is_no_access_token_even_without_a_nonce(
+    client: Client, fake_idp: FakeIdP, alice: Any, books: Connector, said: dict[str, str]
+) -> None:
+    """An ID token renewed without a nonce, for a connector whose own client ID is among
+    its API audiences (``books-app``), passed as an access token."""
+    bearer = token(fake_idp, aud="books-app", **said)
+    assert call(client, ENDPOINTS[0], bearer).status_code == 401
+    keycloak_access = token(fake_idp, aud="books-app", typ="Bearer")
+    assert call(client, ENDPOINTS[0], keycloak_access).status_code == 200

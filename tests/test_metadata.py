@@ -178,6 +178,18 @@ def test_discovery_with_fields_of_the_wrong_type_is_refused(
         get_metadata(connector)
 
 
+@pytest.mark.parametrize("field", ["jwks_uri", "userinfo_endpoint", "end_session_endpoint"])
+def test_a_discovery_endpoint_that_is_no_url_is_refused_not_a_500(
+    client: Any, fake_idp: FakeIdP, connector: Connector, field: str
+) -> None:
+    doc = fake_idp.discovery() | {field: "https://[::1"}
+    fake_idp.faults[DISCOVERY] = Fault(body=json.dumps(doc).encode())
+    with pytest.raises(MetadataError, match="is not a URL"):
+        get_metadata(connector)
+    response = client.post("/sso/login/", {"email": "alice@contoso.com"})
+    assert 400 <= response.status_code < 500, response.status_code
+
+
 def test_oversized_discovery_answer_is_refused(fake_idp: FakeIdP, connector: Connector) -> None:
     huge = b'{"issuer": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     fake_idp.faults[DISCOVERY] = Fault(body=huge)

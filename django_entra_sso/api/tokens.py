@@ -7,7 +7,8 @@ state); the algorithm must be allowed; ``aud`` must be one of the connector's
 API audiences; ``exp``/``nbf``/``iat`` hold with the clock leeway; an Entra
 multi-tenant connector's tenant allow-list and personal-account rule apply as
 at sign-in. An ID token is not an access token: one that carries a ``nonce``,
-``at_hash`` or ``c_hash``, or says ``typ`` ``id_token``, is refused.
+``at_hash`` or ``c_hash``, or says it is one (header ``typ``; Keycloak's payload ``typ``
+``ID``, Cognito's ``token_use`` ``id``), is refused.
 
 A token that is no JWT is opaque: it is asked of the one connector that introspects
 (``introspection``, RFC 7662), and must be active, for one of its API audiences, unexpired.
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11).
 ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
+#: Payload claims in which some IdPs name the kind of token (Keycloak, Amazon Cognito).
+ID_TOKEN_KINDS = ("typ", "token_use")
 ACCESS_TOKEN_TYPES = frozenset({"", "jwt", "at+jwt", "application/at+jwt", "application/jwt"})
 
 
@@ -222,6 +225,11 @@ def _check_claims(connector: Connector, discovered_issuer: str, claims: Mapping[
         raise AccessTokenError(
             "invalid_token", refuse + f"an ID token ({found[0]}), not an access token"
         )
+    said = next((str(claims[n]).lower() for n in ID_TOKEN_KINDS if n in claims), "")
+    if said in ("id", "id_token"):
+        # An ID token renewed without a nonce carries none of the claims above; the IdPs
+        # that say what a token is say it here (Keycloak ``typ``, Cognito ``token_use``).
+        raise AccessTokenError("invalid_token", refuse + f"an ID token ({said!r})")
     if connector.provider == providers.ENTRA_ID and not any(
         isinstance(claims.get(name), str) and claims.get(name) for name in ("azp", "appid")
     ):
