@@ -1154,27 +1154,34 @@ SAML_ATTRIBUTES = {
 
 
 class _XmlsecCount:
-    """Counts the ``xmlsec1`` processes pysaml2 starts (one per signature or decryption)."""
+    """Counts the ``xmlsec1`` processes started per sign-in (one per signature or decryption):
+    pysaml2's own (its version checks), and the runs our backend starts with a timeout."""
 
     def __init__(self) -> None:
         import saml2.sigver
 
-        self.module: Any = saml2.sigver  # it did ``from subprocess import Popen``
-        self.original = self.module.Popen
+        from django_entra_sso.saml import client
+
+        # Both did ``from subprocess import Popen``: each module's name is replaced.
+        self.modules: list[Any] = [saml2.sigver, client]
+        self.originals = [module.Popen for module in self.modules]
         self.count = 0
 
     def __enter__(self) -> _XmlsecCount:
-        original = self.original
+        for module, original in zip(self.modules, self.originals, strict=True):
+            module.Popen = self._counting(original)
+        return self
 
+    def _counting(self, original: Any) -> Any:
         def counting(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
             return original(*args, **kwargs)
 
-        self.module.Popen = counting
-        return self
+        return counting
 
     def __exit__(self, *exc: object) -> None:
-        self.module.Popen = self.original
+        for module, original in zip(self.modules, self.originals, strict=True):
+            module.Popen = original
 
 
 def sign_in_saml(client: Client, saml_idp: Any, *, encrypt_to: Any = None) -> tuple[float, int]:

@@ -15,11 +15,11 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from subprocess import PIPE, Popen, TimeoutExpired
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
@@ -125,12 +125,12 @@ class XmlsecTimeout(Exception):
     """
 
 
-def _stop(run: subprocess.Popen[bytes]) -> None:
+def _stop(run: Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):  # it ended in the meantime
         os.killpg(run.pid, signal.SIGKILL)
     try:
         run.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
+    except TimeoutExpired:
         logger.error("xmlsec1 (pid %s) did not end after SIGKILL", run.pid)
 
 
@@ -170,12 +170,12 @@ class _XmlSec1(CryptoBackendXmlSec1):  # type: ignore[misc]
             # The configured xmlsec1 with the arguments pysaml2 builds; no shell.
             # A session of its own, so that stopping it stops whatever it started (a
             # wrapper script's children would otherwise hold the pipes open).
-            with subprocess.Popen(  # noqa: S603
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            with Popen(  # noqa: S603
+                command, stdout=PIPE, stderr=PIPE, start_new_session=True
             ) as run:
                 try:
                     out, err = run.communicate(timeout=timeout)
-                except subprocess.TimeoutExpired as exc:
+                except TimeoutExpired as exc:
                     _stop(run)
                     raise XmlsecTimeout(f"xmlsec1 stopped after {timeout} s") from exc
             if run.returncode != 0:
