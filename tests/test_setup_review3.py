@@ -117,3 +117,25 @@ def test_a_broken_endpoint_url_in_the_discovery_document_is_no_500(
     assert (tested.status_code, tried.status_code) == (200, 302), (
         f"Test connection answered {tested.status_code}, Try signing in {tried.status_code}"
     )
+
+
+def test_the_same_issuer_pasted_with_its_discovery_suffix_keeps_the_stored_secret(
+    client: Client, fake_idp: FakeIdP
+) -> None:
+    """The rule compares issuers as the model cleans them: no change, no secret asked."""
+    connector = make_connector(
+        fake_idp, "fabrikam", enabled=False, client_secret=STORED_SECRET, domain="fabrikam.com"
+    )
+    token, _link = setup_links.make_link(connector, created_by="tests")
+    saved = client.post(
+        page(token),
+        {
+            "action": "save",
+            "issuer": connector.issuer + "/.well-known/openid-configuration",
+            "client_id": connector.client_id,
+            "client_secret": "",
+        },
+    )
+    assert saved.status_code == 200, saved.content.decode()[-600:]
+    assert "enter the client secret for it again" not in saved.content.decode()
+    assert Connector.objects.get(pk=connector.pk).client_secret == STORED_SECRET

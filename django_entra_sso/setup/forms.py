@@ -99,22 +99,24 @@ class SetupForm(forms.Form):
             needs_secret = not with_certificate and not connector.has_client_secret
             if needs_secret and not data.get("client_secret"):
                 self.add_error("client_secret", _("Enter the client secret from the IdP."))
-            elif (
-                not with_certificate
-                and connector.issuer != before["issuer"]
-                and not data.get("client_secret")
-            ):
-                # The stored secret goes only to the issuer it was entered for: whoever holds
-                # the link could otherwise point the connector at a server of their own and
-                # have "Try signing in" send it there.
-                self.add_error(
-                    "client_secret",
-                    _("The issuer changed: enter the client secret for it again."),
-                )
         try:
             connector.full_clean(validate_unique=False, validate_constraints=False)
         except ValidationError as exc:
             self._add_model_errors(exc)
+        if (
+            not connector.is_saml
+            and connector.client_auth != Connector.ClientAuth.PRIVATE_KEY_JWT
+            and connector.has_client_secret
+            and connector.issuer != before["issuer"]  # as cleaned: a pasted suffix is no change
+            and not data.get("client_secret")
+            and "client_secret" not in self.errors
+        ):
+            # The stored secret goes only to the issuer it was entered for: whoever holds
+            # the link could otherwise point the connector at a server of their own and
+            # have "Try signing in" send it there.
+            self.add_error(
+                "client_secret", _("The issuer changed: enter the client secret for it again.")
+            )
         for name in ("saml_metadata_url",) if connector.is_saml else ("issuer",):
             if name not in self.errors:
                 problem = private_address_problem(getattr(connector, name))
