@@ -50,7 +50,7 @@ def tolerant_get_many(keys: list[str]) -> dict[str, Any]:
         return {}
 
 
-def tolerant_set(key: str, value: Any, timeout: int) -> None:
+def tolerant_set(key: str, value: Any, timeout: int | None) -> None:
     try:
         sso_cache().set(key, value, timeout)
     except Exception as exc:  # noqa: BLE001

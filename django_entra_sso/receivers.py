@@ -108,6 +108,22 @@ def forget_api_identity_before_a_change(instance: Any, raw: bool = False, **kwar
         forget_api_identity_key(*old)
 
 
+@receiver(
+    post_save, sender="django_entra_sso.EmailDomain", dispatch_uid="django_entra_sso.api.dom_saved"
+)
+@receiver(
+    post_delete,
+    sender="django_entra_sso.EmailDomain",
+    dispatch_uid="django_entra_sso.api.dom_deleted",
+)
+def forget_api_domain_checks(**kwargs: Any) -> None:
+    """A domain moved, was verified or went: API calls ask its owner again."""
+    from .api.callers import forget_domain_checks
+
+    forget_domain_checks()
+    transaction.on_commit(forget_domain_checks)
+
+
 def forget_api_identity_key(connector_pk: Any, issuer: str, subject: str) -> None:
     from .api.callers import forget_identity
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 
 from django_entra_sso.api import connectors
-from django_entra_sso.models import Connector, Identity
+from django_entra_sso.models import Connector, EmailDomain, Identity
 from tests.fakeidp import FakeIdP
 from tests.helpers import SignIn, make_connector
 from tests.test_api import (  # noqa: F401 - fixtures
@@ -282,3 +282,25 @@ def test_an_id_token_that_says_so_is_no_access_token_even_without_a_nonce(
     assert call(client, ENDPOINTS[0], bearer).status_code == 401
     keycloak_access = token(fake_idp, aud="books-app", typ="Bearer")
     assert call(client, ENDPOINTS[0], keycloak_access).status_code == 200
+
+
+# -- a review of these fixes (2026-12-01): failed before ------------------------------------
+
+
+def test_a_domain_given_to_another_connector_stops_api_calls_at_once(
+    client: Client, fake_idp: FakeIdP, alice: Any, books: Connector
+) -> None:
+    bearer = token(fake_idp, email="alice@contoso.com")
+    first = call(client, ENDPOINTS[0], bearer)
+    assert first.status_code == 200, first.content
+    # Staff hand contoso.com to another customer's connector (the browser sign-in of
+    # Alice through books is refused from now on: wrong_connector).
+    other = make_connector(None, "fabrikam")
+    domain = EmailDomain.objects.get(domain="contoso.com")
+    domain.connector = other
+    domain.save()
+    again = call(client, ENDPOINTS[0], bearer)
+    assert again.status_code == 401, (
+        "the remembered domain check let the call through although the domain "
+        "now belongs to another connector"
+    )

@@ -333,3 +333,31 @@ def test_check_connection_reports_unsupported_client_authentication(
     report = check_connection(connector)
     assert not report.ok
     assert "client_secret_basic" in report.error
+
+
+# -- a review of these fixes (2026-12-01): failed before ------------------------------------
+
+
+def test_failed_fetches_do_not_keep_a_stale_copy_past_the_stale_ttl(
+    fake_idp: FakeIdP,
+    connector: Connector,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """METADATA_STALE_TTL: "Seconds a cached document is still served while the provider
+    cannot be reached". Each failed fetch now writes the stale copy back with a whole new
+    METADATA_STALE_TTL, so an IdP that stays down (or a JWKS endpoint an attacker keeps
+    failing) has the old copy, and its keys, served for ever."""
+    monkeypatch.setattr(metadata_module, "RETRY_AFTER_FAILURE", 0)  # every request retries
+    settings.ENTRA_SSO_METADATA_STALE_TTL = 2
+    get_metadata(connector)
+    settings.ENTRA_SSO_METADATA_CACHE_TTL = 0
+    fake_idp.faults[DISCOVERY] = Fault(status=500)
+    for _ in range(3):  # requests keep coming while the IdP is down
+        time.sleep(1.2)
+        try:
+            get_metadata(connector)
+        except MetadataError:
+            break
+    else:
+        pytest.fail("the copy fetched 3.6 s ago is still served with a stale TTL of 2 s")

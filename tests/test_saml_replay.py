@@ -29,6 +29,7 @@ from tests.test_saml import (  # noqa: F401 - fixtures
     answer,
     idp,
     post,
+    sign_in,
 )
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,18 @@ def test_a_marker_prunes_only_its_own_expired_twin_but_now_and_then_all(
     monkeypatch.setattr(replay, "PRUNE_EVERY", 1)
     assert replay.first_use(acme, kind, "_d", 60)
     assert UsedSAMLMessage.objects.count() == 2  # _c and _d
+
+
+# -- a review of these fixes (2026-12-01): failed before ------------------------------------
+
+
+def test_an_assertion_valid_until_the_far_future_is_no_500(
+    idp: FakeSAMLIdP, acme: Connector
+) -> None:
+    """The IdP's signed Conditions say NotOnOrAfter 9999-12-31 (some IdPs write "never"
+    like this); the marker's expires_at = now + that lifetime + 2 x leeway is past
+    datetime.max, and the OverflowError is neither IntegrityError nor DatabaseError."""
+    browser = Client(raise_request_exception=False)
+    far = dt.datetime(9999, 12, 31, 23, 59, 0, tzinfo=dt.timezone.utc)
+    response = sign_in(browser, idp, not_on_or_after=far)
+    assert response.status_code != 500

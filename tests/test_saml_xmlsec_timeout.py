@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import stat
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +19,7 @@ from django_entra_sso.models import Connector, SSOSession
 from tests.saml_fake_idp import FakeSAMLIdP, KeyPair, post_form_value
 from tests.test_saml import (  # noqa: F401 - fixtures
     SLS,
+    _post_only,
     _signed_in,
     acme,
     answer,
@@ -91,3 +93,37 @@ def test_a_quick_xmlsec1_is_unaffected_by_the_timeout(
     with override_settings(ENTRA_SSO_XMLSEC_TIMEOUT=30):
         assert sign_in(client, idp).status_code == 302
     assert SSOSession.objects.count() == 1
+
+
+# -- a review of these fixes (2026-12-01): failed before ------------------------------------
+
+
+def test_signing_a_post_binding_authn_request_that_times_out_is_no_500(
+    idp: FakeSAMLIdP, acme: Connector, slow_xmlsec1: str
+) -> None:
+    acme.saml_metadata_xml = _post_only(idp.metadata_xml())
+    acme.save()
+    browser = Client(raise_request_exception=False)
+    with override_settings(ENTRA_SSO_XMLSEC_BINARY=slow_xmlsec1, ENTRA_SSO_XMLSEC_TIMEOUT=0.5):
+        response = browser.post("/sso/login/", {"email": "alice@acme.test"})
+    assert response.status_code != 500, "XmlsecTimeout escaped start_sign_in"
+
+
+def test_signing_a_post_binding_logout_response_that_times_out_is_no_500(
+    client: Client, idp: FakeSAMLIdP, acme: Connector, slow_xmlsec1: str
+) -> None:
+    _signed_in(client, idp)
+    acme.saml_metadata_xml = _post_only(idp.metadata_xml())
+    acme.save()
+    # The IdP's LogoutRequest comes over the Redirect binding (checked without xmlsec1);
+    # the answer goes by POST, so it is signed by xmlsec1.
+    query = idp.redirect_logout_request_query(
+        destination=SLS, name_id="00000000-persistent-id", session_index="_s-1"
+    )
+    with override_settings(ENTRA_SSO_XMLSEC_BINARY=slow_xmlsec1, ENTRA_SSO_XMLSEC_TIMEOUT=0.5):
+        response = Client(raise_request_exception=False).get(
+            "/sso/saml/sls/acme/?" + urlencode(query)
+        )
+    assert response.status_code != 500, "XmlsecTimeout escaped handle_logout_request"
+    # and the IdP-asked sign-out should still end the session here
+    assert not SSOSession.objects.exists()

@@ -13,6 +13,7 @@ staff flag or session ever applies to it.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -92,23 +93,38 @@ def _gone_key(connector_pk: Any, issuer: str, subject: str) -> str:
     return cache_key("api-identity-gone", str(connector_pk), issuer, subject)
 
 
+#: Changed whenever an email domain is saved or deleted (``receivers``): a domain check
+#: remembered under another value is asked again.
+_DOMAINS_GENERATION = cache_key("api-domains", "generation")
+
+
+def forget_domain_checks() -> None:
+    """An email domain changed hands or went: every remembered domain check is stale."""
+    tolerant_set(_DOMAINS_GENERATION, secrets.token_hex(8), None)
+
+
 def _known_user(person: Any, hooks: Any) -> Any:
     """``accounts.known_user`` after the admission rules, remembered by pk: then one
     narrow query by primary key.
 
-    The email domain's owner is asked when the pk is not remembered for this domain (a
-    query); the other rules (``verify_claims``, staff) run at every call. ``receivers``
+    The email domain's owner is asked when the pk is not remembered for this domain, or
+    a domain changed since (a query); the other rules (``verify_claims``, staff) run at every call. ``receivers``
     forgets the pk when the identity changes or goes; the user row is read every time,
     so a deactivated user is refused at once.
     """
     parts = (person.connector.pk, person.issuer, person.subject)
     key, gone = identity_key(*parts), _gone_key(*parts)
     domain = domain_of_email(person.email) if person.email else None
-    found = tolerant_get_many([key, gone])
+    found = tolerant_get_many([key, gone, _DOMAINS_GENERATION])
     # A call that read the identity just before it was unlinked may write its pk after
     # the unlink forgot it; the "gone" mark, read with it, makes such a pk unread.
     remembered = None if gone in found else found.get(key)
-    if isinstance(remembered, dict) and remembered.get("domain") == domain:
+    domains = found.get(_DOMAINS_GENERATION)
+    if (
+        isinstance(remembered, dict)
+        and remembered.get("domain") == domain
+        and remembered.get("domains") == domains
+    ):
         accounts.check_admission(person, hooks, domains=False)
         user = get_user_model()._default_manager.filter(pk=remembered.get("pk")).first()
         if user is not None and getattr(user, "is_active", True):
@@ -117,7 +133,8 @@ def _known_user(person: Any, hooks: Any) -> Any:
     if user is not None:
         accounts.check_admission(person, hooks)
         if gone not in found:
-            tolerant_set(key, {"pk": user.pk, "domain": domain}, KNOWN_USER_TTL)
+            remember = {"pk": user.pk, "domain": domain, "domains": domains}
+            tolerant_set(key, remember, KNOWN_USER_TTL)
     return user
 
 

@@ -116,7 +116,11 @@ def _cached_fetch(kind: str, url: str, *, force: bool = False) -> tuple[dict[str
         if has_copy:
             logger.warning("Serving a cached %s for %s: %s", kind, url, exc)
             marked = {**entry, "retry_at": retry_at}
-            tolerant_set(key, marked, app_settings.METADATA_STALE_TTL)
+            # What is left of the copy's own stale window, not a new one: failures must not
+            # keep a copy (keys the IdP has since withdrawn, say) alive while they go on.
+            left = app_settings.METADATA_STALE_TTL - (now - entry["fetched_at"])
+            if left >= 1:
+                tolerant_set(key, marked, int(left))
             return entry["doc"], entry["fetched_at"]
         tolerant_set(key, {"error": str(exc)[:300], "retry_at": retry_at}, RETRY_AFTER_FAILURE)
         raise MetadataError(str(exc)) from exc

@@ -39,7 +39,7 @@ from ..models import Connector, UsedSAMLMessage
 from ..verified import IdPSession, VerifiedSignIn
 from . import flow, redirect, replay
 from .attributes import IdentityUnknown, person_from_assertion
-from .client import SAMLConfigError, SPEndpoints, saml_client, timed_out
+from .client import SAMLConfigError, SPEndpoints, XmlsecTimeout, saml_client, timed_out
 from .keys import signing_key
 from .messages import (
     SAMLP,
@@ -122,6 +122,8 @@ def start_sign_in(
             )
     except (XmlsecMissing, SAMLConfigError) as exc:
         raise SignInError("misconfigured", str(exc)) from exc
+    except XmlsecTimeout as exc:  # signing a POST-binding AuthnRequest
+        raise SignInError("unavailable", f"AuthnRequest not signed: {exc}") from exc
     relay_state = flow.remember(
         request.session,
         connector=connector.slug,
@@ -543,7 +545,13 @@ def _answer_logout_request(
         if name_id is None or not (name_id.text or "").strip():
             raise MessageRefused("The LogoutRequest names nobody (no plain NameID).")
         indexes = [(i.text or "").strip() for i in message.session_index or []]
-        response = _logout_response(client, connector, idp, message, data.get("RelayState", ""))
+        try:
+            response = _logout_response(client, connector, idp, message, data.get("RelayState", ""))
+        except XmlsecTimeout as exc:
+            # The sign-out was asked for and checked: it happens; only the IdP's answer
+            # (signed for the POST binding) is missing, as for an IdP without SLO.
+            logger.warning("%s: LogoutResponse not signed: %s", connector.slug, exc)
+            response = None
     return LogoutAnswer(
         idp_session=IdPSession(
             sid=indexes[0][:255] if len(indexes) == 1 else "",

@@ -24,6 +24,9 @@ class ReplayRegisterUnavailable(Exception):
 
 #: One marker in this many also prunes every expired one (``sso_clear_sessions`` does too).
 PRUNE_EVERY = 50
+#: The longest a marker is kept: some IdPs write "never" as the year 9999, which no date
+#: arithmetic reaches. Such an assertion stays refused for a century, which is as good.
+LONGEST = dt.timedelta(days=36500)
 
 
 def first_use(connector: Connector, kind: str, message_id: str, remember_for: int) -> bool:
@@ -43,7 +46,7 @@ def first_use(connector: Connector, kind: str, message_id: str, remember_for: in
                 connector=connector,
                 kind=kind,
                 message_digest=digest,
-                expires_at=now + dt.timedelta(seconds=max(remember_for, 0)),
+                expires_at=now + min(dt.timedelta(seconds=max(remember_for, 0)), LONGEST),
             )
     except IntegrityError:
         return False
