@@ -29,6 +29,7 @@ from django_entra_sso.models import Connector, Identity
 from django_entra_sso.providers import access_token_issuer_matches
 from tests.fakeidp import FakeIdP, new_rsa_key
 from tests.helpers import SignIn, make_connector
+from tests.test_claims_fuzz import json_values
 from tests.test_hardening import PROFILE
 
 pytestmark = pytest.mark.django_db
@@ -627,13 +628,7 @@ def test_scopes_and_roles_of_the_wrong_shape_count_as_none(
     assert response.status_code == 403
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+_json = json_values(text_size=12, key_size=5)
 _claim_names = st.sampled_from(
     [
         "iss",

@@ -22,13 +22,20 @@ from tests.test_hardening import PROFILE
 
 pytestmark = pytest.mark.django_db
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+
+def json_values(text_size: int = 20, key_size: int = 6) -> st.SearchStrategy[Any]:
+    """Any JSON value, small: what an IdP could put in a claim."""
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=text_size),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.text(max_size=key_size), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+
+_json = json_values()
 _odd_places = st.sampled_from(
     [
         "email",

@@ -149,13 +149,7 @@ def check_access_token(token: str) -> AccessToken:
     except TokenError as exc:
         raise AccessTokenError("invalid_token", f"{connector.slug}: {exc}") from exc
     _check_claims(connector, metadata.issuer, claims)
-    return AccessToken(
-        connector=connector,
-        claims=claims,
-        scopes=_values(claims, "scp", "scope"),
-        roles=_values(claims, "roles"),
-        is_application=is_application_token(connector, claims),
-    )
+    return _access_token(connector, claims)
 
 
 def _for_api(connector: Connector, audience: Any) -> bool:
@@ -208,12 +202,16 @@ def _check_opaque(token: str) -> AccessToken:
         raise AccessTokenError("invalid_token", refuse + "expired")
     if nbf is not None and nbf > now + leeway:
         raise AccessTokenError("invalid_token", refuse + "not valid yet")
-    claims = {**answer, "iss": connector.issuer}
+    return _access_token(connector, {**answer, "iss": connector.issuer})
+
+
+def _access_token(connector: Connector, claims: dict[str, Any]) -> AccessToken:
+    """The checked token: what it lets its bearer do, and whether it is an application's."""
     return AccessToken(
         connector=connector,
         claims=claims,
-        scopes=_values(answer, "scp", "scope"),
-        roles=_values(answer, "roles"),
+        scopes=_values(claims, "scp", "scope"),
+        roles=_values(claims, "roles"),
         is_application=is_application_token(connector, claims),
     )
 

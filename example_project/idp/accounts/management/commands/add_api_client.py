@@ -8,13 +8,11 @@ missing, read back otherwise; delete the file for a new one. Leaves the demo use
 every other client alone. Run ``manage.py migrate`` first.
 """
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from oauth2_provider.models import get_application_model
 
-from .add_client import read_or_make_secret
+from .add_client import add_client_arguments, read_or_make_secret
 
 
 class Command(BaseCommand):
@@ -24,14 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--client-id", required=True)
-        parser.add_argument(
-            "--client-secret-file",
-            required=True,
-            type=Path,
-            metavar="PATH",
-            help="Where the secret is kept: read if it exists, else made and written there.",
-        )
+        add_client_arguments(parser)
         parser.add_argument("--name", help="Default: the client ID.")
 
     def handle(self, *args, **opts):

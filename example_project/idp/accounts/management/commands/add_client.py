@@ -32,6 +32,18 @@ def read_or_make_secret(path: Path) -> tuple[str, bool]:
     return secret, True
 
 
+def add_client_arguments(parser) -> None:
+    """``--client-id`` and ``--client-secret-file``, as every client command takes them."""
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument(
+        "--client-secret-file",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="Where the secret is kept: read if it exists, else made and written there.",
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Create/update one confidential OIDC client (authorization code + PKCE, RS256) "
@@ -39,14 +51,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--client-id", required=True)
-        parser.add_argument(
-            "--client-secret-file",
-            required=True,
-            type=Path,
-            metavar="PATH",
-            help="Where the secret is kept: read if it exists, else made and written there.",
-        )
+        add_client_arguments(parser)
         parser.add_argument(
             "--redirect-uri",
             required=True,
