@@ -524,22 +524,21 @@ def test_a_site_can_keep_routing_unverified_domains(client: Client, fake_idp: Fa
 # -- the site's side: admin, command, migration -----------------------------------------------------
 
 
-def test_domains_added_with_the_command_are_verified_by_hand_and_listed(
-    fake_idp: FakeIdP,
-) -> None:
+def _add_tailspin(fake_idp: FakeIdP, domain: str) -> None:
+    """``sso_connector add tailspin`` at the fake IdP, with one email domain."""
     call_command(
         "sso_connector",
         "add",
         "tailspin",
-        "--issuer",
-        fake_idp.issuer,
-        "--client-id",
-        "c",
-        "--client-secret",
-        "s",
-        "--domain",
-        "tailspin.example",
+        *("--issuer", fake_idp.issuer, "--client-id", "c", "--client-secret", "s"),
+        *("--domain", domain),
     )
+
+
+def test_domains_added_with_the_command_are_verified_by_hand_and_listed(
+    fake_idp: FakeIdP,
+) -> None:
+    _add_tailspin(fake_idp, "tailspin.example")
     domain = EmailDomain.objects.get(domain="tailspin.example")
     assert domain.is_verified and domain.verification_method == "manual"
     assert domain.verified_by == "sso_connector command"
@@ -553,19 +552,7 @@ def test_the_command_refuses_a_public_mail_domain(fake_idp: FakeIdP) -> None:
     from django.core.management import CommandError
 
     with pytest.raises(CommandError, match="public mail service"):
-        call_command(
-            "sso_connector",
-            "add",
-            "tailspin",
-            "--issuer",
-            fake_idp.issuer,
-            "--client-id",
-            "c",
-            "--client-secret",
-            "s",
-            "--domain",
-            "GMail.com",
-        )
+        _add_tailspin(fake_idp, "GMail.com")
     assert not Connector.objects.exists()
 
 

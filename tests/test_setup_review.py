@@ -203,6 +203,23 @@ def open_entra_connector_with_a_link() -> tuple[Connector, str]:
     return connector, link_for(connector)
 
 
+def save_as_organizations_endpoint(client: Client, token: str, idp: FakeIdP) -> None:
+    """The link holder's server answers discovery at ``/organizations/v2.0`` and is saved."""
+    idp.faults["/organizations/v2.0/.well-known/openid-configuration"] = Fault(
+        body=json.dumps(idp.discovery()).encode()
+    )
+    saved = client.post(
+        page(token),
+        {
+            "action": "save",
+            "issuer": f"{idp.issuer}/organizations/v2.0",
+            "client_id": idp.client_id,
+            "client_secret": idp.client_secret,
+        },
+    )
+    assert saved.status_code == 200, saved.content[:800]
+
+
 @override_settings(ENTRA_SSO_SETUP_ALLOW_PRIVATE_ADDRESSES=True)
 def test_link_holder_cannot_pose_as_microsofts_multi_tenant_endpoint(client: Client) -> None:
     """Their server names Microsoft's ``{tenantid}`` issuer template: refused, so their keys
@@ -211,19 +228,7 @@ def test_link_holder_cannot_pose_as_microsofts_multi_tenant_endpoint(client: Cli
     connector, token = open_entra_connector_with_a_link()
     idp = FakeIdP(issuer_override=ENTRA_TEMPLATE)
     try:
-        idp.faults["/organizations/v2.0/.well-known/openid-configuration"] = Fault(
-            body=json.dumps(idp.discovery()).encode()
-        )
-        saved = client.post(
-            page(token),
-            {
-                "action": "save",
-                "issuer": f"{idp.issuer}/organizations/v2.0",
-                "client_id": idp.client_id,
-                "client_secret": idp.client_secret,
-            },
-        )
-        assert saved.status_code == 200, saved.content[:800]
+        save_as_organizations_endpoint(client, token, idp)
         tried = client.post(page(token), {"action": "try"})
         assert tried.status_code != 302 or not tried["Location"].startswith(idp.issuer)
         client.post(page(token), {"action": "activate"})
@@ -248,19 +253,7 @@ def test_a_multi_tenant_endpoint_of_its_own_keys_people_under_its_own_origin(
     connector, token = open_entra_connector_with_a_link()
     idp = make_entra_idp()
     try:
-        idp.faults["/organizations/v2.0/.well-known/openid-configuration"] = Fault(
-            body=json.dumps(idp.discovery()).encode()
-        )
-        saved = client.post(
-            page(token),
-            {
-                "action": "save",
-                "issuer": f"{idp.issuer}/organizations/v2.0",
-                "client_id": idp.client_id,
-                "client_secret": idp.client_secret,
-            },
-        )
-        assert saved.status_code == 200, saved.content[:800]
+        save_as_organizations_endpoint(client, token, idp)
         Connector.objects.filter(pk=connector.pk).update(response_mode="query")
         claims = {"tid": TENANT, "oid": VICTIM_OID, "email": "mallory@attacker.example"}
         try_sign_in(client, idp, token, "partners", **claims)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.mail import send_mail
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
@@ -25,41 +26,53 @@ logger = logging.getLogger(__name__)
 
 
 def activated(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
-    sso_setup_activated.send(sender=Connector, request=request, connector=connector, link=link)
-    _mail(
+    _tell(
+        sso_setup_activated,
         request,
         connector,
-        f"[{request.get_host()}] Single sign-on activated for {connector.name}",
+        link,
+        f"Single sign-on activated for {connector.name}",
         f"The customer activated connector {connector.slug} ({connector.name}) from its setup "
         "link. People of its verified email domains can sign in now.",
     )
 
 
 def activation_requested(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
-    sso_setup_activation_requested.send(
-        sender=Connector, request=request, connector=connector, link=link
-    )
-    _mail(
+    _tell(
+        sso_setup_activation_requested,
         request,
         connector,
-        f"[{request.get_host()}] {connector.name} asks to activate single sign-on",
+        link,
+        f"{connector.name} asks to activate single sign-on",
         f"The customer finished setting up connector {connector.slug} ({connector.name}) and "
         "tried signing in successfully. Enable the connector in the admin to let their people in.",
     )
 
 
 def activation_withdrawn(request: HttpRequest, connector: Connector, link: SetupLink) -> None:
-    sso_setup_activation_withdrawn.send(
-        sender=Connector, request=request, connector=connector, link=link
-    )
-    _mail(
+    _tell(
+        sso_setup_activation_withdrawn,
         request,
         connector,
-        f"[{request.get_host()}] {connector.name} withdrew its request to activate single sign-on",
+        link,
+        f"{connector.name} withdrew its request to activate single sign-on",
         f"The customer changed the identity provider values of connector {connector.slug} "
         f"({connector.name}) after asking you to activate it. Do not enable it: the values it "
         "holds now have not been tried. A new request will come when they try signing in again.",
     )
+
+
+def _tell(
+    signal: Signal,
+    request: HttpRequest,
+    connector: Connector,
+    link: SetupLink,
+    subject: str,
+    body: str,
+) -> None:
+    """The signal, then the email (subject prefixed with the site's host)."""
+    signal.send(sender=Connector, request=request, connector=connector, link=link)
+    _mail(request, connector, f"[{request.get_host()}] {subject}", body)
 
 
 def _mail(request: HttpRequest, connector: Connector, subject: str, body: str) -> None:
