@@ -108,9 +108,9 @@ def _known_user(person: Any, hooks: Any) -> Any:
     narrow query by primary key.
 
     The email domain's owner is asked when the pk is not remembered for this domain, or
-    a domain changed since (a query); the other rules (``verify_claims``, staff) run at every call. ``receivers``
-    forgets the pk when the identity changes or goes; the user row is read every time,
-    so a deactivated user is refused at once.
+    a domain changed since (a query); the other rules (``verify_claims``, staff) run at
+    every call. ``receivers`` forgets the pk when the identity changes or goes; the user
+    row is read every time, so a deactivated user is refused at once.
     """
     parts = (person.connector.pk, person.issuer, person.subject)
     key, gone = identity_key(*parts), _gone_key(*parts)
