@@ -747,8 +747,8 @@ def figure_7(cfg: BenchConfig, idp: BenchIdP) -> Figure:
         ],
         [
             "DB queries per request (median / max)",
-            f"{median(qa):g} / {max(qa)}",
-            f"{median(qb):g} / {max(qb)}",
+            _spread(qa),
+            _spread(qb),
             f"{max(qb) - max(qa):+d}",
         ],
         [
