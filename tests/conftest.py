@@ -47,3 +47,18 @@ def connector(db: Any, fake_idp: FakeIdP) -> Connector:
 @pytest.fixture
 def sign_in(client: Client, fake_idp: FakeIdP, connector: Connector) -> SignIn:
     return SignIn(client, fake_idp)
+
+
+@pytest.fixture
+def one_rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the setup links' rate counters in one window for the whole test.
+
+    The counters start afresh every ``POST_WINDOW`` seconds of the wall clock; a test that
+    sends a limit's worth of requests across such a boundary saw its count reset (a slow CI
+    pass did). ``time`` serves only the counters in that module.
+    """
+    from types import SimpleNamespace
+
+    from django_entra_sso.setup import links
+
+    monkeypatch.setattr(links, "time", SimpleNamespace(time=lambda: 1_800_000_000.0))

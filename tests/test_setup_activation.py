@@ -640,7 +640,9 @@ def test_the_admin_refuses_a_public_mail_domain(client: Client, fake_idp: FakeId
 # -- abuse -------------------------------------------------------------------------------------------
 
 
-def test_page_views_through_one_link_are_limited(client: Client, fresh: Connector) -> None:
+def test_page_views_through_one_link_are_limited(
+    client: Client, fresh: Connector, one_rate_window: None
+) -> None:
     token = link_for(fresh)
     statuses = [client.get(page(token)).status_code for _ in range(setup_links.GET_LIMIT + 1)]
     assert statuses[:-1] == [200] * setup_links.GET_LIMIT
@@ -648,7 +650,7 @@ def test_page_views_through_one_link_are_limited(client: Client, fresh: Connecto
 
 
 def test_a_network_trying_made_up_links_is_stopped_but_working_links_are_not(
-    client: Client, fresh: Connector, django_assert_num_queries: Any
+    client: Client, fresh: Connector, django_assert_num_queries: Any, one_rate_window: None
 ) -> None:
     token = link_for(fresh)
     for i in range(setup_links.BAD_TOKEN_LIMIT):
@@ -835,7 +837,11 @@ def test_a_trial_works_when_the_site_runs_under_a_url_prefix(
 
 
 def test_a_working_token_never_reaches_the_request_log(
-    client: Client, fresh: Connector, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+    client: Client,
+    fresh: Connector,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: Any,
+    one_rate_window: None,
 ) -> None:
     import logging
 

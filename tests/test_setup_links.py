@@ -397,7 +397,7 @@ def test_test_connection_reports_and_is_recorded(
 
 
 def test_posts_through_one_link_are_rate_limited(
-    client: Client, connector: Connector, monkeypatch: pytest.MonkeyPatch
+    client: Client, connector: Connector, monkeypatch: pytest.MonkeyPatch, one_rate_window: None
 ) -> None:
     monkeypatch.setattr(setup_links, "POST_LIMIT", 3)
     token = link_for(connector)
