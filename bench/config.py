@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class BenchConfig:
-    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    figures: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
     quick: bool = False
     #: Figure 1: sign-ins counted per side after the warm-up.
     count_signins: int = 20
@@ -19,12 +19,16 @@ class BenchConfig:
     #: Figure 4: connectors (one domain each), and login POSTs measured.
     connectors: int = 10_000
     hrd_posts: int = 300
-    #: Figure 5: sign-ins in total, simulated browsers at once, gunicorn workers, time cap.
-    load_signins: int = 5_000
+    #: Figure 5: sign-ins per side (ours, stock) per stack, simulated browsers at once,
+    #: gunicorn workers, distinct people per side, time cap per side per stack (seconds),
+    #: and the stacks (``bench/stacks.py``). Full size: 4 runs of 2 000 sign-ins, each at
+    #: most 300 s, so ``--only 5`` ends within about 25 minutes on 2 cores.
+    load_signins: int = 2_000
     load_clients: int = 8
     load_workers: int = 4
     load_users: int = 200
-    load_time_cap: float = 900.0
+    load_time_cap: float = 300.0
+    load_stacks: list[str] = field(default_factory=lambda: ["sqlite", "postgres+redis"])
     #: Figure 6: page views per kind of session.
     page_views: int = 2_000
     #: Figure 7: timed requests per side, and sessions whose window is made to pass.
@@ -40,6 +44,8 @@ class BenchConfig:
     #: Figure 10: timed API requests per side, and connectors taking API tokens.
     api_requests: int = 5_000
     api_connectors: int = 10_000
+    #: Figure 11: sign-ins per column whose SQL statements are counted.
+    query_signins: int = 10
     postgres: bool = False
 
     @classmethod
@@ -51,8 +57,8 @@ class BenchConfig:
             logouts=30,
             connectors=10_000,
             hrd_posts=60,
-            load_signins=300,
-            load_time_cap=10.0,
+            load_signins=100,
+            load_time_cap=6.0,
             page_views=300,
             revalidation_views=300,
             scim_users=300,

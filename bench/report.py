@@ -23,6 +23,22 @@ class Goal:
         return f"- Goal: {self.text} — **{mark}** ({self.detail})"
 
 
+def _table_lines(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+@dataclass
+class Table:
+    """A further table under a figure's main one, introduced by its caption."""
+
+    caption: str
+    headers: list[str]
+    rows: list[list[str]]
+
+
 @dataclass
 class Figure:
     number: int
@@ -32,14 +48,17 @@ class Figure:
     notes: list[str] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: Printed after the main table, before the goals (none: the output is as before).
+    extra_tables: list[Table] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [f"## Figure {self.number}: {self.title}", ""]
-        lines.append("| " + " | ".join(self.headers) + " |")
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        for row in self.rows:
-            lines.append("| " + " | ".join(row) + " |")
+        lines.extend(_table_lines(self.headers, self.rows))
         lines.append("")
+        for extra in self.extra_tables:
+            lines.extend([extra.caption, ""])
+            lines.extend(_table_lines(extra.headers, extra.rows))
+            lines.append("")
         lines.extend(goal.line() for goal in self.goals)
         lines.extend(f"- {note}" for note in self.notes)
         return "\n".join(lines).rstrip() + "\n"

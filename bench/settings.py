@@ -6,6 +6,12 @@ Read from the environment (``bench/__main__.py`` and the load test set them):
   global ``OIDC_OP_*`` endpoints are built from it.
 - ``ENTRA_SSO_BENCH_SQLITE``: the SQLite file (a fresh tmp dir per run).
 - ``ENTRA_SSO_BENCH_DB=postgres`` with ``PG*`` variables: PostgreSQL instead.
+- ``ENTRA_SSO_BENCH_CACHE_URL``: a ``redis://`` URL makes Django's ``RedisCache`` the
+  default cache (shared by gunicorn's workers); unset, the LocMem cache.
+- ``ENTRA_SSO_BENCH_SESSIONS``: the session engine, ``db`` (unset) or ``cached_db``.
+
+Figure 5 (``bench/stacks.py``) sets them per stack for its gunicorn and ``manage.py``
+processes; each reads them once, here, when Django loads the settings.
 """
 
 from __future__ import annotations
@@ -93,8 +99,20 @@ else:
         }
     }
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SESSION_ENGINE = {
+    "db": "django.contrib.sessions.backends.db",
+    "cached_db": "django.contrib.sessions.backends.cached_db",
+}[os.environ.get("ENTRA_SSO_BENCH_SESSIONS") or "db"]
+_CACHE_URL = os.environ.get("ENTRA_SSO_BENCH_CACHE_URL", "")
+if _CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_URL,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_REDIRECT_URL = "/home/"
