@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,10 +95,19 @@ def _resolve(target: str) -> tuple[Any, str]:
 
 
 @dataclass
+class _Frame:
+    """A running step: its name, when it started, seconds spent in steps it called."""
+
+    name: str
+    started: float
+    nested: float = 0.0
+
+
+@dataclass
 class Sample:
     """One callback: seconds and SQL statements per step."""
 
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: dict[str, list[str]] = field(default_factory=dict)
     total: float = 0.0
 
@@ -110,8 +119,7 @@ class StepTimer:
         self.steps = steps
         self.samples: list[Sample] = []
         self._current: Sample | None = None
-        # (step name, started, seconds spent in nested steps)
-        self._stack: list[list[Any]] = []
+        self._stack: list[_Frame] = []
         self._undo: list[tuple[Any, str, Any]] = []
 
     # -- installing the timers -------------------------------------------------------
@@ -131,7 +139,7 @@ class StepTimer:
         # COMMIT is no cursor statement (Django calls the driver's commit()): count it too.
         wrapper_class = type(connections[DEFAULT_DB_ALIAS])
         self._undo.append((wrapper_class, "_commit", wrapper_class.__dict__.get("_commit")))
-        wrapper_class._commit = self._counted_commit(wrapper_class._commit)
+        wrapper_class._commit = self._counted_commit(wrapper_class._commit)  # type: ignore[attr-defined]
         try:
             with connection.execute_wrapper(self._sql):
                 yield self
@@ -149,7 +157,7 @@ class StepTimer:
         @functools.wraps(original)
         def commit(*args: Any, **kwargs: Any) -> Any:
             if timer._current is not None:
-                step = timer._stack[-1][0] if timer._stack else EVERYTHING_ELSE
+                step = timer._stack[-1].name if timer._stack else EVERYTHING_ELSE
                 timer._current.statements.setdefault(step, []).append("COMMIT")
             return original(*args, **kwargs)
 
@@ -166,22 +174,22 @@ class StepTimer:
         def timed(*args: Any, **kwargs: Any) -> Any:
             if timer._current is None:
                 return original(*args, **kwargs)
-            frame = [name, time.perf_counter(), 0.0]
+            frame = _Frame(name, time.perf_counter())
             timer._stack.append(frame)
             try:
                 return original(*args, **kwargs)
             finally:
                 timer._stack.pop()
-                spent = time.perf_counter() - frame[1]
-                timer._current.seconds[name] += spent - frame[2]
+                spent = time.perf_counter() - frame.started
+                timer._current.seconds[name] += spent - frame.nested
                 if timer._stack:
-                    timer._stack[-1][2] += spent
+                    timer._stack[-1].nested += spent
 
         return timed
 
     def _sql(self, execute: Callable[..., Any], sql: str, *args: Any) -> Any:
         if self._current is not None:
-            step = self._stack[-1][0] if self._stack else EVERYTHING_ELSE
+            step = self._stack[-1].name if self._stack else EVERYTHING_ELSE
             self._current.statements.setdefault(step, []).append(sql)
         return execute(sql, *args)
 
