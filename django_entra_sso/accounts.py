@@ -58,6 +58,7 @@ import hashlib
 import logging
 import re
 import unicodedata
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -78,6 +79,14 @@ from .validation import domain_of_email
 from .verified import VerifiedPerson
 
 logger = logging.getLogger(__name__)
+
+#: A lookup not made yet (``None`` is an answer: no owner).
+UNKNOWN: Any = object()
+#: Within one ``user_for``: each email domain's trusted owner (a connector pk, or
+#: ``None``) as ``check_domain_ownership`` found it. ``None`` outside ``user_for``.
+_domain_owners: ContextVar[dict[str, Any] | None] = ContextVar(
+    "django_entra_sso_domain_owners", default=None
+)
 
 
 class AccountHooks:
@@ -128,6 +137,16 @@ def user_for(
     """
     hooks = hooks if hooks is not None else AccountHooks()
     claims = dict(person.claims)
+    remembered = _domain_owners.set({})
+    try:
+        return _user_for(person, request, hooks, claims)
+    finally:
+        _domain_owners.reset(remembered)
+
+
+def _user_for(
+    person: VerifiedPerson, request: HttpRequest | None, hooks: AccountHooks, claims: dict[str, Any]
+) -> Any:
     check_admission(person, hooks)
     found = _identity(person)
     created = False
@@ -183,11 +202,13 @@ def check_admission(person: VerifiedPerson, hooks: AccountHooks, *, domains: boo
 
 
 def _identity(person: VerifiedPerson) -> Identity | None:
-    return (
+    # At most one row ((issuer, subject) is unique): no ORDER BY for .first() to add.
+    found = (
         Identity.objects.select_related("user")
         .filter(issuer=person.issuer, subject=person.subject)
-        .first()
+        .order_by()[:1]
     )
+    return next(iter(found), None)
 
 
 def known_user(person: VerifiedPerson) -> Any:
@@ -245,6 +266,9 @@ def check_domain_ownership(person: VerifiedPerson) -> None:
         .values_list("connector_id", flat=True)
         .first()
     )
+    remembered = _domain_owners.get()
+    if remembered is not None:
+        remembered[domain] = owner
     if owner is not None and owner != connector.pk:
         raise SignInError(
             "wrong_connector",
@@ -265,7 +289,7 @@ def linkable_user(person: VerifiedPerson) -> Any:
     if person.personal_account:
         return None  # anyone can make one, with any address they read mail at
     domain = domain_of_email(email)
-    if domain is None or not connector.domains.trusted().filter(domain=domain).exists():
+    if domain is None or not connector_trusts(connector, domain):
         return None
     user_model = get_user_model()
     email_field = user_model.get_email_field_name()
@@ -303,7 +327,7 @@ def provisioned_user(person: VerifiedPerson) -> Any:
         and person.email
         and person.email_verified
         and domain is not None
-        and person.connector.domains.trusted().filter(domain=domain).exists()
+        and connector_trusts(person.connector, domain)
     ):
         link = (
             links.filter(user_name__iexact=person.email)
@@ -495,7 +519,23 @@ def email_is_vouched_for(person: VerifiedPerson) -> bool:
     if person.personal_account:
         return False
     domain = domain_of_email(person.email)
-    return domain is not None and person.connector.domains.trusted().filter(domain=domain).exists()
+    return domain is not None and connector_trusts(person.connector, domain)
+
+
+def connector_trusts(connector: Any, domain: str) -> bool:
+    """Is ``domain`` one of ``connector``'s trusted (verified) email domains?
+
+    Within ``user_for`` the answer comes from what ``check_domain_ownership`` found
+    (the domain's trusted owner, or that it has none) when it can: one query fewer for
+    each question a sign-in asks about its email (storing it, linking, SCIM matching).
+    """
+    remembered = _domain_owners.get()
+    owner = remembered.get(domain, UNKNOWN) if remembered is not None else UNKNOWN
+    if owner is None or owner == connector.pk:
+        return owner is not None
+    # Not asked yet, or another connector owns it (such a sign-in is refused before
+    # anyone asks; with verification off several connectors may list it): ask.
+    return bool(connector.domains.trusted().filter(domain=domain).exists())
 
 
 def apply_profile(user: Any, person: VerifiedPerson) -> list[str]:
