@@ -73,6 +73,7 @@ from django.utils.module_loading import import_string
 from . import providers
 from .conf import app_settings
 from .errors import SignInError
+from .lookups import trusted_domain_owner
 from .models import EmailDomain, Identity, SCIMGroup, SCIMUser
 from .signals import sso_user_created
 from .validation import domain_of_email
@@ -260,12 +261,7 @@ def check_domain_ownership(person: VerifiedPerson) -> None:
     # A domain restricts its connector as soon as it is added, but it is only another
     # connector's (and routes or vouches) once verified: an unverified claim by one
     # customer cannot lock another out of their own domain.
-    owner = (
-        EmailDomain.objects.trusted()
-        .filter(domain=domain)
-        .values_list("connector_id", flat=True)
-        .first()
-    )
+    owner = trusted_domain_owner(domain)
     remembered = _domain_owners.get()
     if remembered is not None:
         remembered[domain] = owner

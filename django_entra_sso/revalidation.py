@@ -39,6 +39,7 @@ from .conf import app_settings
 from .crypto import SecretDecryptionError, decrypt_secret, encrypt_secret
 from .errors import SignInError
 from .links import safe_next
+from .lookups import connector_by_slug
 from .models import Connector, SSOSession
 from .oidc import adapter
 from .oidc.client import GrantRevoked
@@ -262,7 +263,7 @@ def _refresh_token(row: SSOSession | None) -> str:
 
 def _connector_of(request: HttpRequest) -> Connector | None:
     slug = request.session.get(CONNECTOR_SESSION_KEY)
-    return Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    return connector_by_slug(slug) if isinstance(slug, str) else None
 
 
 def _end(

@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .crypto import encrypt_secret
+from .lookups import connector_by_slug
 from .models import Connector, SSOSession
 from .signals import sso_signed_out
 from .verified import IdPSession
@@ -94,7 +95,7 @@ def validation_state(connector: Connector, *, signed_in_at: float, at: float) ->
 def signed_in_connector(request: HttpRequest) -> Connector | None:
     """The connector this browser's session signed in through; ``None`` for other sessions."""
     slug = request.session.get(CONNECTOR_SESSION_KEY)
-    return Connector.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    return connector_by_slug(slug) if isinstance(slug, str) else None
 
 
 def sign_out_hints(request: HttpRequest) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import links, revalidation, signin_log
 from .conf import app_settings
 from .errors import SignInError, error_response
+from .lookups import connector_by_slug
 from .models import Connector, EmailDomain
 from .oidc import adapter, credentials, flow
 from .oidc.metadata import MetadataError
@@ -155,7 +156,7 @@ class LoginView(View):
         next_url = links.safe_next(request.GET.get("next"))
         slug = _param(request.GET, "connector")
         if slug:
-            connector = Connector.objects.filter(slug=slug).first()
+            connector = connector_by_slug(slug)
             if connector is None:
                 return _failed(request, "unknown_connector", slug=slug)
             return _start_sign_in(
@@ -244,7 +245,7 @@ class CallbackView(View):
 
     @sensitive_variables("params")
     def complete(self, request: HttpRequest, slug: str, params: dict[str, str]) -> HttpResponse:
-        connector = Connector.objects.filter(slug=slug).first()
+        connector = connector_by_slug(slug)
         if connector is None:
             return _failed(request, "unknown_connector", slug=slug)
         try:
@@ -389,7 +390,7 @@ class FrontchannelLogoutView(View):
     template_name = "django_entra_sso/frontchannel_logout.html"
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        connector = Connector.objects.filter(slug=slug).first()
+        connector = connector_by_slug(slug)
         if connector is None:
             return _no_store(HttpResponseNotFound("Unknown connector."))
         sid = _param(request.GET, "sid")
@@ -416,7 +417,7 @@ class BackchannelLogoutView(View):
     http_method_names = ["post", "options"]
 
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
-        connector = Connector.objects.filter(slug=slug).first()
+        connector = connector_by_slug(slug)
         if connector is None:
             return _no_store(JsonResponse({"error": "invalid_request"}, status=404))
         token = _param(request.POST, "logout_token")
@@ -452,7 +453,7 @@ class InitiateView(View):
         return self.initiate(request, slug, request.POST)
 
     def initiate(self, request: HttpRequest, slug: str, data: Any) -> HttpResponse:
-        connector = Connector.objects.filter(slug=slug).first()
+        connector = connector_by_slug(slug)
         if connector is None:
             return _failed(request, "unknown_connector", slug=slug)
         iss = _param(data, "iss")
@@ -482,7 +483,7 @@ class ClientJWKSView(View):
     http_method_names = ["get", "head", "options"]
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        connector = Connector.objects.filter(slug=slug).first()
+        connector = connector_by_slug(slug)
         if connector is None:
             return HttpResponseNotFound("Unknown connector.", content_type="text/plain")
         document = credentials.jwks(connector)

@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_entra_sso import accounts
+from django_entra_sso.lookups import connector_by_slug, trusted_domain_owner
 from django_entra_sso.models import Connector, EmailDomain, Identity, SCIMUser
 from tests.fakeidp import FakeIdP
 from tests.helpers import SignIn, make_connector, verified_person
@@ -165,3 +166,81 @@ def test_a_returning_sign_in_callback_runs_our_six_statements(
             "INSERT signinevent",
         ]
     ), queries.captured_queries
+
+
+# -- the connector by slug, its SQL compiled once (django_entra_sso.lookups) -------------
+
+
+def _fields(connector: Connector) -> dict[str, Any]:
+    return {f.attname: getattr(connector, f.attname) for f in Connector._meta.concrete_fields}
+
+
+def test_the_compiled_lookup_reads_every_field_as_the_orm_does(connector: Connector) -> None:
+    connector.extra_scopes = "User.Read offline_access"
+    connector.api_audiences = ["api://one", "api://two"]
+    connector.staff_values = ["Admins"]
+    connector.claim_mapping = {"email": "upn", "username": "preferred_username"}
+    connector.revalidate_after = 600
+    connector.enabled = False
+    connector.client_secret = "s3cret with spaces"
+    connector.save()
+    found = connector_by_slug("contoso")
+    assert found is not None and found._state.adding is False
+    assert _fields(found) == _fields(Connector.objects.get(slug="contoso"))
+    assert found.client_secret == "s3cret with spaces"
+    assert found.api_audiences == ["api://one", "api://two"]
+    assert found.claim_mapping == {"email": "upn", "username": "preferred_username"}
+    assert found.updated_at == connector.updated_at and found.updated_at.tzinfo is not None
+
+
+def test_the_compiled_lookup_reads_the_row_as_it_is_now(connector: Connector) -> None:
+    assert connector_by_slug("contoso").enabled is True  # type: ignore[union-attr]
+    Connector.objects.filter(pk=connector.pk).update(enabled=False, name="Renamed")
+    again = connector_by_slug("contoso")
+    assert again is not None and (again.enabled, again.name) == (False, "Renamed")
+    with CaptureQueriesContext(connection) as queries:
+        connector_by_slug("contoso")
+    assert len(queries) == 1 and "ORDER BY" not in queries[0]["sql"].upper()
+
+
+@pytest.mark.parametrize("slug", ["nope", "", "a%sb", "50%", "x' OR '1'='1", "\x00", "ü" * 300])
+def test_the_compiled_lookup_finds_nothing_for_other_slugs(connector: Connector, slug: str) -> None:
+    if slug == "\x00" and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL refuses NUL in text; the URL pattern never passes one")
+    assert connector_by_slug(slug) is None
+
+
+def _orm_owner(domain: str) -> Any:
+    return (
+        EmailDomain.objects.trusted()
+        .filter(domain=domain)
+        .values_list("connector_id", flat=True)
+        .first()
+    )
+
+
+@pytest.mark.parametrize("verification", [True, False])
+def test_the_compiled_owner_lookup_answers_as_the_orm_does(
+    fake_idp: FakeIdP, connector: Connector, verification: bool
+) -> None:
+    first, second = make_connector(fake_idp, "first"), make_connector(fake_idp, "second")
+    EmailDomain.objects.create(connector=first, domain="shared.example")
+    EmailDomain.objects.create(connector=second, domain="shared.example")
+    EmailDomain.objects.create(connector=second, domain="second-only.example")
+    EmailDomain.objects.create(
+        connector=second, domain="proved.example", verified_at=timezone.now()
+    )
+    EmailDomain.objects.create(connector=first, domain="proved.example")
+    with override_settings(ENTRA_SSO_REQUIRE_DOMAIN_VERIFICATION=verification):
+        for domain in ("contoso.com", "shared.example", "second-only.example", "proved.example"):
+            assert trusted_domain_owner(domain) == _orm_owner(domain), domain
+        assert trusted_domain_owner("nobody.example") is None
+        with CaptureQueriesContext(connection) as queries:
+            trusted_domain_owner("contoso.com")
+        assert len(queries) == 1
+    assert trusted_domain_owner("contoso.com") == connector.pk
+    # Unverified claims route nothing while verification is on; verified first when off.
+    expected_shared = None if verification else first.pk
+    with override_settings(ENTRA_SSO_REQUIRE_DOMAIN_VERIFICATION=verification):
+        assert trusted_domain_owner("shared.example") == expected_shared
+        assert trusted_domain_owner("proved.example") == second.pk
