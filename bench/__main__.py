@@ -48,6 +48,14 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     )
     parser.add_argument("--count-signins", type=int, help="figure 1: sign-ins counted per side")
     parser.add_argument("--signins", type=int, help="figure 2: timed sign-ins per side")
+    parser.add_argument(
+        "--remote-signins", type=int, help="figure 2: sign-ins per side with the IdP far away"
+    )
+    parser.add_argument(
+        "--remote-idp-ms",
+        type=float,
+        help="figure 2: milliseconds each IdP answer waits in the far-away table (default 20)",
+    )
     parser.add_argument("--rows", type=_ints, help="figure 3: row counts, e.g. 100,10000")
     parser.add_argument("--logouts", type=int, help="figure 3: timed logouts per size")
     parser.add_argument("--connectors", type=int, help="figure 4: connectors")
@@ -83,6 +91,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "figures": args.only,
         "count_signins": args.count_signins,
         "timed_signins": args.signins,
+        "remote_signins": args.remote_signins,
+        "remote_idp_ms": args.remote_idp_ms,
         "row_sizes": args.rows,
         "logouts": args.logouts,
         "connectors": args.connectors,

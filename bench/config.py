@@ -13,6 +13,10 @@ class BenchConfig:
     count_signins: int = 20
     #: Figure 2: timed sign-ins per side.
     timed_signins: int = 200
+    #: Figure 2's second table: sign-ins per side with the IdP's answers delayed by
+    #: ``remote_idp_ms`` (an IdP in a cloud region rather than on loopback).
+    remote_signins: int = 50
+    remote_idp_ms: float = 20.0
     #: Figure 3: stored SSOSession rows, and timed logouts per size and kind.
     row_sizes: list[int] = field(default_factory=lambda: [100, 10_000, 100_000])
     logouts: int = 100
@@ -53,6 +57,7 @@ class BenchConfig:
         return cls(
             quick=True,
             timed_signins=40,
+            remote_signins=10,
             row_sizes=[100, 1_000, 10_000],
             logouts=30,
             connectors=10_000,

@@ -10,6 +10,9 @@ Adds, without touching ``tests/fakeidp.py``:
   mozilla-django-oidc reads its claims from userinfo).
 - ``GET /_stats``: the per-path call counts as JSON (not counted itself), so a
   driver in another process can read them.
+- ``far_away(seconds)``: every answer to the site (discovery, JWKS, token,
+  userinfo) waits that long first, as an IdP in a cloud region would (figure 2's
+  remote table).
 
 Run standalone (the load test does): ``python -m bench.idp`` prints its issuer
 on the first line of stdout and serves until stdin closes or it is killed.
@@ -20,8 +23,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -44,6 +50,8 @@ class BenchIdP(FakeIdP):
         self.site_calls: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self.userinfo_by_token: dict[str, dict[str, Any]] = {}
+        #: Seconds each answer to the site waits (``far_away``); 0 on loopback.
+        self.answer_delay = 0.0
         super().__post_init__()
         self.auth_methods = ["client_secret_basic", "client_secret_post"]
 
@@ -55,6 +63,19 @@ class BenchIdP(FakeIdP):
         """Calls so far by path (thread-safe copy)."""
         with self._count_lock:
             return dict(self.site_calls)
+
+    @contextmanager
+    def far_away(self, seconds: float) -> Iterator[None]:
+        """Answer the site's calls ``seconds`` late meanwhile (the network's round trip)."""
+        self.answer_delay = seconds
+        try:
+            yield
+        finally:
+            self.answer_delay = 0.0
+
+    def wait_as_if_remote(self, path: str) -> None:
+        if self.answer_delay and path in CALL_KINDS:
+            time.sleep(self.answer_delay)
 
     def _token(self, form: dict[str, str], headers: Any) -> tuple[int, dict[str, Any]]:
         status, payload = super()._token(form, headers)
@@ -97,6 +118,7 @@ class BenchIdP(FakeIdP):
                     self._send(200, idp.snapshot())
                     return
                 idp.count(path)
+                idp.wait_as_if_remote(path)
                 if path == "/authorize":
                     try:
                         location = idp.approve(self.path)
@@ -118,7 +140,9 @@ class BenchIdP(FakeIdP):
                 super().do_GET()
 
             def do_POST(self) -> None:
-                idp.count(urlsplit(self.path).path)
+                path = urlsplit(self.path).path
+                idp.count(path)
+                idp.wait_as_if_remote(path)
                 super().do_POST()
 
         return Handler

@@ -41,6 +41,10 @@ def bench_output() -> str:
         str(SIGNINS),
         "--signins",
         "5",
+        "--remote-signins",
+        "2",
+        "--remote-idp-ms",
+        "1",
         "--rows",
         "50,200",
         "--logouts",
@@ -265,10 +269,18 @@ def test_bench_figure_2_breaks_the_callback_down_by_step_for_both_sides(
     bench_output: str,
 ) -> None:
     text = section(bench_output, 2)
-    main, breakdown = tables(text)
+    main, breakdown, far_away = tables(text)
     assert [row[0] for row in main[1:]] == [
         "ours (django-entra-sso)",
         "stock (mozilla-django-oidc)",
+    ]
+    # The IdP far away: the same sides, and the calls that make the distance count.
+    assert "with the IdP 1 ms away (2 interleaved sign-ins per side)" in text
+    far_header, *far_rows = far_away
+    assert far_header[:3] == ["side", "sign-ins", "IdP calls per sign-in"]
+    assert [row[:3] for row in far_rows] == [
+        ["ours (django-entra-sso)", "2", "1.00"],
+        ["stock (mozilla-django-oidc)", "2", "3.00"],
     ]
     header, *rows = breakdown
     assert header == [
