@@ -13,7 +13,7 @@ class BenchConfig:
     count_signins: int = 20
     #: Figure 2: timed sign-ins per side.
     timed_signins: int = 200
-    #: Figure 2's second table: sign-ins per side with the IdP's answers delayed by
+    #: Figure 2's far-away table: sign-ins per side with the IdP's answers delayed by
     #: ``remote_idp_ms`` (an IdP in a cloud region rather than on loopback).
     remote_signins: int = 50
     remote_idp_ms: float = 20.0
