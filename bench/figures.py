@@ -298,7 +298,7 @@ def figure_2(cfg: BenchConfig, idp: BenchIdP) -> Figure:
             "stock": stock,
             "far_ours": far.ours,
             "far_stock": far.stock,
-            "far_calls": {"ours": far.ours_calls, "stock": far.stock_calls},
+            "far_calls": dict(far.calls),
             "errors": dict(errors),
             "ours_queries": ours_steps.queries_per_callback(),
             "stock_queries": stock_steps_timer.queries_per_callback(),
@@ -324,15 +324,15 @@ class FarAwaySignIns:
 
     ours: list[float] = field(default_factory=list)
     stock: list[float] = field(default_factory=list)
-    ours_calls: int = 0
-    stock_calls: int = 0
+    #: IdP calls by side ("ours", "stock").
+    calls: Counter[str] = field(default_factory=Counter)
 
     def table(self, delay_ms: float) -> Table:
         om, sm = median(self.ours), median(self.stock)
         rows = []
         for name, times, calls, against in (
-            ("ours (django-entra-sso)", self.ours, self.ours_calls, ratio(om, sm)),
-            ("stock (mozilla-django-oidc)", self.stock, self.stock_calls, "1.00x"),
+            ("ours (django-entra-sso)", self.ours, self.calls["ours"], ratio(om, sm)),
+            ("stock (mozilla-django-oidc)", self.stock, self.calls["stock"], "1.00x"),
         ):
             per_sign_in = f"{calls / len(times):.2f}" if times else "—"
             rows.append(
@@ -361,11 +361,7 @@ def _far_away_sign_ins(cfg: BenchConfig, idp: BenchIdP, errors: Counter[str]) ->
                 except SignInFailed as exc:
                     errors[f"IdP far away: {str(exc)[:60]}"] += 1
                     continue
-                calls = sum(idp.snapshot().get(path, 0) for path in CALL_KINDS) - before
-                if side == "ours":
-                    far.ours_calls += calls
-                else:
-                    far.stock_calls += calls
+                far.calls[side] += sum(idp.snapshot().get(p, 0) for p in CALL_KINDS) - before
     return far
 
 
